@@ -20,6 +20,7 @@ namespace {
 constexpr uint64_t kWaitSpinNs = 20'000;
 
 thread_local ThreadPort* tls_port = nullptr;
+thread_local char tls_owner_marker;
 thread_local std::unique_ptr<ThreadPort> tls_owned_port;
 
 [[noreturn]] void ownership_bug(const char* what) {
@@ -146,11 +147,13 @@ ThreadPort::~ThreadPort() {
 }
 
 void ThreadPort::set_owner_to_caller() {
-  owner_ = std::this_thread::get_id();
+  owner_.store(&tls_owner_marker, std::memory_order_release);
   tls_port = this;
 }
 
-bool ThreadPort::owned_by_caller() const { return owner_ == std::this_thread::get_id(); }
+bool ThreadPort::owned_by_caller() const {
+  return owner_.load(std::memory_order_relaxed) == &tls_owner_marker;
+}
 
 void ThreadPort::put(Msg* m) {
   q_.push(m);

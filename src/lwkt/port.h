@@ -19,7 +19,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <thread>
 
 #include "lwkt/mpsc_queue.h"
 #include "lwkt/msg.h"
@@ -88,7 +87,9 @@ class ThreadPort final : public Port {
   alignas(64) std::atomic<uint32_t> state_{kAwake};
   std::atomic<uint64_t> wakeups_{0};  // syscalls producers made to wake the owner
   int wake_fd_;
-  alignas(64) std::thread::id owner_;
+  // Address of the owner's thread-local marker: comparable from any thread
+  // without a race, unlike std::thread::id.
+  alignas(64) std::atomic<const void*> owner_{nullptr};
   uint64_t delivered_ = 0;
 };
 
