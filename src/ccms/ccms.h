@@ -1,0 +1,236 @@
+// CCMS: offset-range locks that carry cache states (DragonFly's Cache Coherency
+// Management System, DRAGONFLY-NOTES §4; theory of operation in ccms.cpp).
+//
+// A Dataspace (one per vnode or VM object) partitions the offsets [0, kEnd) into
+// ranges. Each range has a cache State — the best state this node may cache there —
+// and counts of the local locks holding it. A Lock holds [beg, end) shared or
+// exclusive. While it is held the state under it is at least SHARED (shared lock) or
+// EXCLUSIVE (exclusive lock) and nobody lowers it.
+//
+// Thread-safety: every Dataspace call may run concurrently with any other. A Lock
+// belongs to one caller: do not touch it while a call on it is in progress or its
+// LockMsg is out. A blocking call must not wait on a range the same thread holds
+// in a conflicting mode (that is a self-deadlock, as with any rwlock).
+//
+// Fairness: a request waits if it conflicts with a holder or with an earlier waiting
+// request on an overlapping range, and waiters are granted in arrival order. So a
+// waiting exclusive request is not starved by a stream of shared ones.
+//
+// Errors: a range with beg > end is EINVAL. Misusing a Lock (locking one that is
+// held, unlocking one that is not) is a bug and aborts the process.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "base/result.h"
+#include "ccms/mutex.h"
+#include "lwkt/msg.h"
+
+namespace dfly::ccms {
+
+// The end of the offset space. A range ending here runs "to infinity": it covers every
+// offset >= beg. (kEnd itself is not a byte offset; the last byte is kEnd - 1.)
+inline constexpr uint64_t kEnd = UINT64_MAX;
+
+// MESI-like, ordered: a higher state allows everything a lower one does.
+// Never renumber: the cluster protocol will carry these values.
+enum class State : uint8_t {
+  kInvalid = 0,    // nothing may be cached
+  kShared = 1,     // clean, read-only; other nodes may hold copies
+  kExclusive = 2,  // clean, this node alone
+  kModified = 3,   // possibly dirty, this node alone
+};
+enum class Mode : uint8_t { kShared, kExclusive };
+
+// Half-open [beg, end). beg == end is the empty range: locking it always succeeds
+// at once and holds nothing.
+struct Range {
+  uint64_t beg = 0;
+  uint64_t end = 0;
+  static constexpr Range all() { return {0, kEnd}; }
+  // [beg, kEnd): what truncate to beg locks.
+  static constexpr Range from(uint64_t beg) { return {beg, kEnd}; }
+  // [off, off + len), clamped to kEnd when the sum overflows.
+  static constexpr Range of(uint64_t off, uint64_t len) {
+    return {off, len > kEnd - off ? kEnd : off + len};
+  }
+  bool empty() const { return beg == end; }
+  friend bool operator==(const Range&, const Range&) = default;
+};
+
+class Dataspace;
+
+// A lock request; lives wherever the caller likes (usually its stack). Holds no
+// links into the dataspace, only the counts it adds there; never allocates.
+class Lock {
+ public:
+  Lock() = default;
+  Lock(const Lock&) = delete;
+  Lock& operator=(const Lock&) = delete;
+  ~Lock();  // aborts if still held or queued
+
+  bool held() const { return phase_ == Phase::kHeld; }
+  Range range() const { return {beg_, end_}; }
+  Mode mode() const { return mode_; }
+
+ private:
+  friend class Dataspace;
+  enum class Phase : uint8_t { kIdle, kWaiting, kAcquiring, kHeld };
+  Dataspace* ds_ = nullptr;
+  uint64_t beg_ = 0, end_ = 0;
+  Mode mode_ = Mode::kShared;
+  Phase phase_ = Phase::kIdle;
+  bool upgrading_ = false;      // queued or acquiring as an upgrade of a shared hold
+  bool internal_ = false;       // set_state's own lock: needs no state
+  bool fast_ = false;           // took the quiet fast path; see Dataspace::fast_
+  uintptr_t fast_restore_ = 0;  // the quiet word to put back on a fast unlock
+  Lock* prev_ = nullptr;        // wait queue links, guarded by ds_->mu_
+  Lock* next_ = nullptr;
+  lwkt::Msg* msg_ = nullptr;            // async request to reply when granted
+  int error_ = 0;                       // completion status for a sync waiter
+  std::atomic<uint32_t> wait_word_{0};  // futex word a sync waiter sleeps on
+};
+
+// An LWKT message that asks for a lock; see Dataspace::lock_async.
+struct LockMsg : lwkt::Msg {
+  using lwkt::Msg::Msg;
+  Lock lock;
+};
+
+// The cache that owns a dataspace's data (buffer cache, VM object, cluster client).
+// Callbacks run without any dataspace lock held and may block.
+class Owner {
+ public:
+  virtual ~Owner() = default;
+  // [r) is about to drop from `from` to `to` (from > to). Return once the cache
+  // matches `to`: MODIFIED data written back; for INVALID, cached data dropped. No
+  // local lock overlaps r meanwhile; the lowering waits for this call. Default: no-op.
+  virtual void lower_state(Dataspace& ds, Range r, State from, State to);
+  // Lock lk (range lk.range()) needs `want` but part of its range holds less. Must
+  // arrange that ds.complete_acquire(lk, ...) is called exactly once, from any thread,
+  // possibly before returning (a remote home node answers later). The lock waits
+  // until then. Default (this node is its own home): grants kModified at once.
+  virtual void acquire_state(Dataspace& ds, Lock& lk, State want);
+};
+
+class Dataspace {
+ public:
+  // owner nullptr: the default Owner. Every offset starts in `initial`.
+  explicit Dataspace(Owner* owner = nullptr, State initial = State::kModified);
+  Dataspace(const Dataspace&) = delete;
+  Dataspace& operator=(const Dataspace&) = delete;
+  ~Dataspace();  // aborts if any lock is held or queued
+
+  // Blocks until lk holds r in `mode`. On success lk.held(); on error lk is idle.
+  // Errors: EINVAL (beg > end), or the owner's acquire_state error.
+  Status lock(Lock& lk, Range r, Mode mode) { return lock_until(lk, r, mode, 0); }
+  // As lock(), giving up with ETIMEDOUT at deadline_ns (monotonic_ns(); 0 = never)
+  // if conflicting holders remain. A state acquisition already started is awaited.
+  Status lock_until(Lock& lk, Range r, Mode mode, uint64_t deadline_ns);
+  // As lock(), but EWOULDBLOCK at once instead of waiting for conflicting locks.
+  Status try_lock(Lock& lk, Range r, Mode mode);
+  // Asynchronous lock: takes ownership of m (which must be done()) and replies it
+  // (lwkt::replymsg) when m->lock holds r: error 0. Other replies, with m->lock idle:
+  // ECANCELED after lwkt::abortmsg(m) while queued, EINVAL, or the owner's error.
+  // An abort that loses the race still gets 0: the caller then holds the lock.
+  // The reply may happen before this returns.
+  void lock_async(LockMsg* m, Range r, Mode mode);
+  // Releases lk (held); may grant waiters. lk becomes idle and reusable.
+  void unlock(Lock& lk);
+
+  // Shared -> exclusive without letting another exclusive holder in between; jumps
+  // ahead of queued requests. On error lk stays held shared. Errors: EDEADLK if
+  // another upgrade on an overlapping range is waiting (unlock and relock instead),
+  // EWOULDBLOCK (try_upgrade, other holders present), the owner's error.
+  Status upgrade(Lock& lk);
+  Status try_upgrade(Lock& lk);
+  // Exclusive -> shared; never blocks; may grant waiters.
+  void downgrade(Lock& lk);
+  // lk (held exclusive) dirtied its range: the state becomes MODIFIED, so a later
+  // lowering calls lower_state for write-back.
+  void mark_modified(Lock& lk);
+
+  // The cluster's entry point (a home node granting or revoking): sets every offset
+  // of r to `to`. Raising never waits. Lowering waits for local locks on r (queued
+  // like an exclusive request), calls Owner::lower_state for each part above `to`,
+  // then sets the state; it returns after all of that. Concurrent overlapping
+  // set_state calls apply in an unspecified order. Errors: EINVAL (beg > end).
+  Status set_state(Range r, State to);
+  // Completes an Owner::acquire_state request: granted (>= the wanted state) raises
+  // lk's range to it; an error fails the lock (or the upgrade) with that error.
+  void complete_acquire(Lock& lk, Result<State> granted);
+
+  // Introspection, consistent at one instant (tests, debugging, stats). Not const:
+  // they fold a fast-path holder into the range set first.
+  struct RangeInfo {
+    Range range;
+    State state;
+    uint32_t shared;     // local shared holders
+    uint32_t exclusive;  // local exclusive holders (0 or 1)
+  };
+  std::vector<RangeInfo> snapshot();
+  size_t range_count();
+  size_t waiting();  // queued requests
+  State state_at(uint64_t off);
+
+ private:
+  // One element per range [beg, next.beg); see "Representation" in ccms.cpp.
+  struct Cst {
+    uint64_t beg;
+    int32_t holders;   // >0 shared holders, -1 one exclusive holder, 0 none
+    uint32_t pins;     // live requests (held, queued or acquiring) with an edge at beg
+    uint32_t wait_sh;  // queued shared requests covering this range
+    uint32_t wait_ex;  // queued exclusive requests and upgrades covering it
+    State state;
+  };
+  struct Deferred;
+  class Section;
+  struct Span {
+    size_t i, j;
+  };
+
+  int start(Lock& lk, uint64_t beg, uint64_t end, Mode mode, bool may_wait, lwkt::Msg* m);
+  Status wait_for(Lock& lk, uint64_t deadline_ns);
+  Status upgrade_impl(Lock& lk, bool may_wait);
+  void cancel(Lock& lk, int error);
+  static void abort_msg(lwkt::Msg* m);
+  void run(Deferred& d);
+
+  // All below: REQUIRES(mu_).
+  void settle();
+  void maybe_quiet();
+  size_t find(uint64_t off) const;
+  size_t split(uint64_t off);
+  Span pin(const Lock& lk);
+  Span span(const Lock& lk) const;
+  void unpin(const Lock& lk, Span s);
+  void merge_at(size_t k);
+  void merge_range(Span s);
+  bool conflicts(const Lock& lk, Span s, bool with_waiters) const;
+  bool take(Lock& lk, Span s);
+  bool release(const Lock& lk, Span s);
+  void add_wait(const Lock& lk, Span s, int delta);
+  void enqueue(Lock& lk, bool front);
+  void dequeue(Lock& lk);
+  void grant(Lock& lk, Span s, Deferred& d);
+  void complete(Lock& lk, int error, Deferred& d);
+  void rescan(Deferred& d);
+  void shrink();
+
+  // The quiet fast path. kBusy: csts_ is authoritative. Odd: "quiet" (csts_ is one
+  // range, nothing pinned or queued) with the state in bits 1-2; a lock may take the
+  // whole structure with one CAS, storing its Lock* here. Any other value: that Lock
+  // holds its range without being in csts_; settle() folds it in under mu_.
+  // Hot fields share one cache line, so a contended lock moves as few lines as possible.
+  alignas(64) std::atomic<uintptr_t> fast_;
+  detail::Mutex mu_;
+  std::vector<Cst> csts_ DFLY_GUARDED_BY(mu_);      // sorted by beg; csts_[0].beg == 0
+  Lock* wait_head_ DFLY_GUARDED_BY(mu_) = nullptr;  // FIFO; upgrades at the front
+  Lock* wait_tail_ DFLY_GUARDED_BY(mu_) = nullptr;
+  size_t nwaiting_ DFLY_GUARDED_BY(mu_) = 0;
+  Owner* const owner_;
+};
+
+}  // namespace dfly::ccms
