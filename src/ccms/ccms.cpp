@@ -67,6 +67,9 @@
 // unlock then fails its CAS and takes the slow path). A Section that leaves the
 // structure quiet publishes the quiet word again. So csts_ is authoritative exactly
 // while fast_ is BUSY, and the fast path never sees waiters: fairness is unchanged.
+// Folding a fast holder in means two threads are using the file at once; then the
+// fast path only adds a CAS and a fold per operation, so it stays off for the next
+// kFastCooldown quiet sections (hysteresis) and a lone thread gets it back soon.
 //
 // Locking and blocking. mu_ (per dataspace) guards csts_ and the wait queue. It is a
 // leaf: under it run only in-memory steps over one span, or O(waiters) for a rescan;
@@ -108,6 +111,8 @@ constexpr uint32_t kWordDone = 2;
 constexpr uint64_t kSpinNs = 20'000;
 
 constexpr size_t kMinCapacity = 8;
+
+constexpr uint32_t kFastCooldown = 256;
 
 Owner g_default_owner;
 
@@ -206,6 +211,7 @@ void Dataspace::settle() {
         // were published by its CAS; it cannot unlock before we drop mu_.
         Lock& f = *reinterpret_cast<Lock*>(w);
         (void)take(f, pin(f));
+        fast_cooldown_ = kFastCooldown;
       }
       return;
     }
@@ -213,8 +219,12 @@ void Dataspace::settle() {
 }
 
 void Dataspace::maybe_quiet() {
-  if (csts_.size() == 1 && csts_[0].pins == 0 && nwaiting_ == 0)
-    fast_.store(quiet_word(csts_[0].state), std::memory_order_release);
+  if (csts_.size() != 1 || csts_[0].pins != 0 || nwaiting_ != 0) return;
+  if (fast_cooldown_ != 0) {
+    --fast_cooldown_;
+    return;
+  }
+  fast_.store(quiet_word(csts_[0].state), std::memory_order_release);
 }
 
 size_t Dataspace::find(uint64_t off) const {

@@ -230,6 +230,7 @@ class Dataspace {
   Lock* wait_head_ DFLY_GUARDED_BY(mu_) = nullptr;  // FIFO; upgrades at the front
   Lock* wait_tail_ DFLY_GUARDED_BY(mu_) = nullptr;
   size_t nwaiting_ DFLY_GUARDED_BY(mu_) = 0;
+  uint32_t fast_cooldown_ DFLY_GUARDED_BY(mu_) = 0;  // quiet sections before fast path again
   Owner* const owner_;
 };
 
