@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "base/futex.h"
+#include "lwkt/token.h"
 
 namespace dfly::lwkt {
 namespace {
@@ -31,7 +32,13 @@ thread_local std::unique_ptr<ThreadPort> tls_owned_port;
 // Waits until m is DONE. A thread with a port (me) keeps serving it meanwhile,
 // or two threads that domsg each other would deadlock; it sleeps in its port and
 // the replier kicks that port. A thread without one sleeps on the flag word.
+//
+// Tokens (token.h) are released while a thread sleeps here, as DragonFly does
+// when a holder blocks. A thread that serves its port while waiting must hold
+// none: the messages it runs meanwhile would run inside its tokens.
 void wait_done(ThreadPort* me, Msg* m) {
+  if (me != nullptr && token_depth() != 0)
+    ownership_bug("a thread with a port waits for a message while holding tokens");
   uint64_t start = monotonic_ns();
   unsigned spins = 0;
   while (!m->done()) {
@@ -48,6 +55,7 @@ void wait_done(ThreadPort* me, Msg* m) {
     if (me != nullptr) {
       me->wait(0, 0, m);
     } else {
+      TokenBlockScope released;
       futex_wait(&m->flags, old | kMsgWaiting);
     }
   }
@@ -55,6 +63,8 @@ void wait_done(ThreadPort* me, Msg* m) {
 
 // Serves port (the caller's own) until m, whose reply is queued to it, is DONE.
 void pump_until_done(ThreadPort* port, Msg* m) {
+  if (token_depth() != 0)
+    ownership_bug("a thread with a port waits for a message while holding tokens");
   while (!m->done()) {
     if (port->dispatch(64) == 0 && !m->done()) port->wait(kWaitSpinNs, 0);
   }

@@ -8,6 +8,7 @@
 
 #include "base/futex.h"
 #include "lwkt/msg.h"
+#include "lwkt/token.h"
 
 namespace dfly::lwkt {
 namespace {
@@ -266,6 +267,49 @@ TEST(ThreadPortStress, SleepingOwnerIsAlwaysWoken) {
   consumer.join();
   EXPECT_EQ(got.load(), kRounds);
   EXPECT_GT(port.wakeups(), 0u) << "the consumer never slept, so the sleep path was not tested";
+}
+
+}  // namespace
+}  // namespace dfly::lwkt
+
+namespace dfly::lwkt {
+namespace {
+
+// A plain thread that sleeps in domsg gives up its tokens meanwhile (DragonFly
+// semantics), so the target may take the same token to answer.
+TEST(MsgTokens, SleepingSenderReleasesItsTokensForTheTarget) {
+  static Token tok("test");
+  ThreadPort port;
+  std::atomic<bool> ready{false}, stop{false};
+  std::thread server([&] {
+    port.set_owner_to_caller();
+    ready = true;
+    while (!stop.load()) {
+      if (port.dispatch(8) == 0) port.wait(1000, 0);
+    }
+  });
+  while (!ready) std::this_thread::yield();
+  Msg m([](Msg* raw) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // let the sender sleep
+    TokenRef ref(tok);  // would never succeed if the sender kept it
+    replymsg(raw, 0);
+  });
+  {
+    TokenRef held(tok);
+    EXPECT_EQ(domsg(&port, &m), 0);
+    EXPECT_TRUE(held.blocked_since()) << "the sender must have slept and revalidated";
+    EXPECT_TRUE(tok.held_by_caller());
+  }
+  struct Stop : Msg {
+    std::atomic<bool>* stop;
+  } bye;
+  bye.stop = &stop;
+  bye.handler = [](Msg* raw) {
+    static_cast<Stop*>(raw)->stop->store(true);
+    replymsg(raw, 0);
+  };
+  domsg(&port, &bye);
+  server.join();
 }
 
 }  // namespace
