@@ -21,24 +21,23 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
-#include <source_location>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include "base/source_location.h"
 
 namespace dfly {
 
 class [[nodiscard]] Error {
  public:
-  Error(int code, std::string message,
-        std::source_location where = std::source_location::current())
+  Error(int code, std::string message, SourceLocation where = SourceLocation::current())
       : code_(code), message_(std::move(message)), where_(where) {}
 
   // errno-compatible (EINVAL, ENOENT, ...). Never 0.
   int code() const { return code_; }
   const std::string& message() const { return message_; }
-  const std::source_location& where() const { return where_; }
+  const SourceLocation& where() const { return where_; }
 
   // "message" or, with the code's name, "message (EINVAL)".
   std::string to_string() const;
@@ -52,12 +51,11 @@ class [[nodiscard]] Error {
  private:
   int code_;
   std::string message_;
-  std::source_location where_;
+  SourceLocation where_;
 };
 
 // An Error built from errno right after a failed syscall: "what: strerror(errno)".
-Error errno_error(const std::string& what,
-                  std::source_location where = std::source_location::current());
+Error errno_error(const std::string& what, SourceLocation where = SourceLocation::current());
 
 template <typename T>
 class [[nodiscard]] Result {
@@ -68,14 +66,29 @@ class [[nodiscard]] Result {
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
 
-  T& value() & { check_ok(); return std::get<0>(v_); }
-  const T& value() const& { check_ok(); return std::get<0>(v_); }
-  T&& value() && { check_ok(); return std::get<0>(std::move(v_)); }
+  T& value() & {
+    check_ok();
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    check_ok();
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    check_ok();
+    return std::get<0>(std::move(v_));
+  }
   T* operator->() { return &value(); }
   T& operator*() { return value(); }
 
-  const Error& error() const& { check_err(); return std::get<1>(v_); }
-  Error&& error() && { check_err(); return std::get<1>(std::move(v_)); }
+  const Error& error() const& {
+    check_err();
+    return std::get<1>(v_);
+  }
+  Error&& error() && {
+    check_err();
+    return std::get<1>(std::move(v_));
+  }
 
   void ignore_error_on_purpose() const {}
 
@@ -126,22 +139,22 @@ class [[nodiscard]] Result<void> {
 
 using Status = Result<void>;
 
-[[noreturn]] void must_failed(const Error& e, const char* expr, std::source_location where);
+[[noreturn]] void must_failed(const Error& e, const char* expr, SourceLocation where);
 
 }  // namespace dfly
 
 // GNU statement expressions (g++ and clang): TRY yields the value on success.
-#define TRY(expr)                                                      \
-  ({                                                                   \
-    auto&& dfly_try_r_ = (expr);                                       \
-    if (!dfly_try_r_.ok()) return std::move(dfly_try_r_).error();      \
-    std::move(dfly_try_r_).value();                                    \
+#define TRY(expr)                                                 \
+  ({                                                              \
+    auto&& dfly_try_r_ = (expr);                                  \
+    if (!dfly_try_r_.ok()) return std::move(dfly_try_r_).error(); \
+    std::move(dfly_try_r_).value();                               \
   })
 
-#define MUST(expr)                                                                      \
-  ({                                                                                    \
-    auto&& dfly_must_r_ = (expr);                                                       \
-    if (!dfly_must_r_.ok())                                                             \
-      ::dfly::must_failed(dfly_must_r_.error(), #expr, std::source_location::current()); \
-    std::move(dfly_must_r_).value();                                                    \
+#define MUST(expr)                                                                         \
+  ({                                                                                       \
+    auto&& dfly_must_r_ = (expr);                                                          \
+    if (!dfly_must_r_.ok())                                                                \
+      ::dfly::must_failed(dfly_must_r_.error(), #expr, ::dfly::SourceLocation::current()); \
+    std::move(dfly_must_r_).value();                                                       \
   })

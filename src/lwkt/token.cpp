@@ -204,7 +204,7 @@ int token_depth() {
   return t_self.n;
 }
 
-void token_assert_held(const Token& t, std::source_location where) {
+void token_assert_held(const Token& t, dfly::SourceLocation where) {
   if (t.held_by_caller()) return;
   std::fprintf(stderr, "dfly: bug: token %s not held at %s:%u\n", t.desc(), where.file_name(),
                static_cast<unsigned>(where.line()));

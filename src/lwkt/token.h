@@ -21,7 +21,7 @@
 
 #include <atomic>
 #include <cstdint>
-#include <source_location>
+#include "base/source_location.h"
 
 namespace dfly::lwkt {
 
@@ -74,7 +74,7 @@ inline bool held(const Token& t) {
 }
 // Aborts with the token's description and the call site unless held(t).
 void token_assert_held(const Token& t,
-                       std::source_location where = std::source_location::current());
+                       dfly::SourceLocation where = dfly::SourceLocation::current());
 
 // Blocking hooks for lwkt waits: release every token the calling thread holds
 // (generation bumped), then, after the wait, reacquire all of them, all or
