@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   dfly::cli::Action action;
   dfly::cli::add_lwkt(app, action);
+  dfly::cli::add_ccms(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
