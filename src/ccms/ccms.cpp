@@ -57,19 +57,52 @@
 // Owner::lower_state for each part above the target (outside mu_), then writes the
 // state and unlocks; a raise changes no cached data and never waits.
 //
-// Fast path. Most files are locked by one thread at a time, and then splitting and
-// merging ranges is pure overhead. While the dataspace is quiet (one range, nothing
-// pinned or queued) the word fast_ says so and carries the state; a lock whose mode
-// that state satisfies takes the whole dataspace with one CAS (storing its Lock*),
-// and its unlock CASes the quiet word back. Every other operation enters through a
-// Section, which takes mu_ and settle()s first: it CASes fast_ to BUSY and, if a fast
-// holder was there, pins and counts it into csts_ like any lock (the holder's later
-// unlock then fails its CAS and takes the slow path). A Section that leaves the
-// structure quiet publishes the quiet word again. So csts_ is authoritative exactly
-// while fast_ is BUSY, and the fast path never sees waiters: fairness is unchanged.
-// Folding a fast holder in means two threads are using the file at once; then the
-// fast path only adds a CAS and a fold per operation, so it stays off for the next
-// kFastCooldown quiet sections (hysteresis) and a lone thread gets it back soon.
+// Fast path. Most locks do not overlap any other live request, and then taking the
+// dataspace mutex (bouncing it and the range array between cores) and splitting and
+// merging ranges is pure overhead. So while the gate is open — gate_ says csts_ is
+// quiet (one range, nothing pinned or queued) and carries its state — a lock whose
+// mode that state satisfies may hold its range through one of kSlots publication
+// slots, one cache line each, without touching mu_ or csts_:
+//
+//   slot_lock:  CAS a FREE slot to CLAIMING (seq_cst: this publishes us), write
+//               beg/end, store PENDING; load the gate (seq_cst): it must still be
+//               open with a sufficient state; look at every other slot: a CLAIMING
+//               one is waited for briefly (its range is two stores away; past a
+//               bound we assume a conflict), a PENDING/HELD/FOLDED one that overlaps
+//               in a conflicting mode is a conflict. None: store HELD, done. Else
+//               store FREE and take the slow path.
+//   unlock:     CAS HELD -> FREE. If that fails the slot is FOLDED: release via mu_.
+//
+// Slot versus slot is Dekker's handshake: each locker publishes (seq_cst RMW) and
+// then reads the others (seq_cst), so of two conflicting lockers at least one sees
+// the other and backs out (perhaps both; the slow path then sorts them out). A torn
+// or stale range read from a slot that was reused meanwhile is harmless: its earlier
+// holder has gone, and its new one published after us and so checks against us.
+//
+// Slot versus mu_: every operation that needs csts_ enters through a Section, which
+// takes mu_ and settle()s: if the gate is open it closes it (seq_cst store), then
+// reads every slot (seq_cst) — the same handshake, so a locker that published
+// before the close is seen and one that publishes after it sees the gate closed and
+// backs out. CLAIMING/PENDING slots are waited for (their lockers never wait for mu_
+// meanwhile); each HELD slot is CASed to FOLDED and its holder pinned and counted
+// into csts_ like any lock (it was validated against the other slots and the
+// gate's state, so this keeps I3 and I5). Invariant while the gate is closed: no
+// slot is HELD; FOLDED slots are exactly the slot holders counted in csts_, and only
+// mu_'s holder changes them (a folded holder's unlock frees its slot under mu_).
+// So csts_ is authoritative exactly while the gate is closed.
+//
+// Reopening. A Section ends with maybe_quiet(): if nothing is queued, one state
+// covers everything, and every live request is a folded slot holder, it takes their
+// counts back out of csts_ (which merges to one range), marks their slots HELD
+// again and opens the gate. A lock granted through mu_ with its state in place
+// (at once, by a rescan, or by complete_acquire) adopts a free slot as FOLDED, so
+// two threads whose locks met once return to the fast path as soon as the waiter
+// is gone instead of staying on the slow path until both happen to hold nothing.
+//
+// Fairness is unchanged: the gate is closed whenever anything is queued, so a new
+// request can only be granted through mu_, after checking the queue; and a slot
+// holder that got in before a waiter queued was granted before it arrived (settle()
+// folds it before the waiter is queued, so the waiter sees it as a holder).
 //
 // Locking and blocking. mu_ (per dataspace) guards csts_ and the wait queue. It is a
 // leaf: under it run only in-memory steps over one span, or O(waiters) for a rescan;
@@ -77,12 +110,20 @@
 // and run after mu_ is dropped, so a callback may take any lock, block, or call back
 // into the dataspace. Owner callbacks therefore come before mu_ in any lock order.
 // The only allocation under mu_ is csts_ growing (amortised; mu_ is a sleeping
-// mutex, not a spinlock, so that is allowed).
+// mutex, not a spinlock, so that is allowed). The only wait under mu_ is settle()
+// waiting for a slot locker that is between its publish and its verdict, a few
+// loads away; it yields now and then in case that thread was preempted.
+//
+// Memory order for the data a lock protects: every slot store is a release and
+// every slot load an acquire (or seq_cst), and the gate opens with a release under
+// mu_, so whatever a conflicting earlier holder did before its unlock happens
+// before a later holder's grant, whichever paths the two took.
 //
 // Memory bound. csts_.size() <= 1 + 2 * (live requests) + (number of state changes
 // along the offset axis); idle with one state it is exactly 1, however many
-// operations came before. Capacity shrinks when three quarters are unused. A Lock
-// costs the dataspace nothing; it is the caller's.
+// operations came before. Capacity shrinks when three quarters are unused. The
+// slots are a fixed kSlots cache lines per dataspace. A Lock costs the dataspace
+// nothing; it is the caller's.
 //
 // Cost. find() is a binary search; split/merge shift the vector tail. For the tens
 // of live locks per file seen in practice, shifting a few hundred bytes beats a
@@ -94,6 +135,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 #include <utility>
 
 #include "base/futex.h"
@@ -112,7 +154,6 @@ constexpr uint64_t kSpinNs = 20'000;
 
 constexpr size_t kMinCapacity = 8;
 
-constexpr uint32_t kFastCooldown = 256;
 
 Owner g_default_owner;
 
@@ -142,9 +183,40 @@ const char* errmsg(int code) {
   }
 }
 
-constexpr uintptr_t kBusy = 0;
-uintptr_t quiet_word(State s) {
+constexpr uintptr_t kClosed = 0;
+uintptr_t open_word(State s) {
   return (static_cast<uintptr_t>(s) << 1) | 1;
+}
+bool gate_admits(uintptr_t g, Mode m) {
+  return g != kClosed && static_cast<State>(g >> 1) >= need_of(m);
+}
+
+// Slot words: a state in the low bits, plus kSlotExclusive for an exclusive holder.
+constexpr uint64_t kSlotFree = 0;      // unused; claimable by CAS
+constexpr uint64_t kSlotClaiming = 1;  // claimed and published; range not written yet
+constexpr uint64_t kSlotPending = 2;   // range readable; its locker is checking conflicts
+constexpr uint64_t kSlotHeld = 3;      // holds its range outside csts_
+constexpr uint64_t kSlotFolded = 4;    // still holds, but counted in csts_ by settle()
+constexpr uint64_t kSlotStateMask = 7;
+constexpr uint64_t kSlotExclusive = 8;
+uint64_t slot_mode_bit(Mode m) {
+  return m == Mode::kExclusive ? kSlotExclusive : 0;
+}
+
+// Each thread starts its slot search at its own slot, so up to kSlots threads never
+// claim the same line; after a success it sticks to the slot that worked.
+std::atomic<uint32_t> g_next_slot{0};
+thread_local uint32_t t_slot_hint = UINT32_MAX;
+
+// Spinning on another locker's transient slot state (it is a few stores away from
+// moving on): a locker gives up and takes the slow path; settle() must wait, yielding
+// the CPU now and then in case that locker was preempted.
+constexpr int kClaimSpins = 256;
+void backoff(int& spins) {
+  if (++spins % 64 == 0)
+    std::this_thread::yield();
+  else
+    cpu_relax();
 }
 
 }  // namespace
@@ -186,7 +258,7 @@ void Owner::acquire_state(Dataspace& ds, Lock& lk, State) {
 }
 
 Dataspace::Dataspace(Owner* owner, State initial)
-    : fast_(kBusy), owner_(owner != nullptr ? owner : &g_default_owner) {
+    : gate_(kClosed), owner_(owner != nullptr ? owner : &g_default_owner) {
   Section g(*this);
   csts_.reserve(kMinCapacity);
   csts_.push_back(Cst{0, 0, 0, 0, 0, initial});
@@ -202,29 +274,170 @@ Dataspace::~Dataspace() {
 // ---- ranges (all REQUIRES(mu_)) ----
 
 void Dataspace::settle() {
-  uintptr_t w = fast_.load(std::memory_order_acquire);
-  while (w != kBusy) {
-    if (fast_.compare_exchange_weak(w, kBusy, std::memory_order_acq_rel,
-                                    std::memory_order_acquire)) {
-      if ((w & 1) == 0) {
-        // A fast holder: it is alone and its state suffices (it checked). Its fields
-        // were published by its CAS; it cannot unlock before we drop mu_.
-        Lock& f = *reinterpret_cast<Lock*>(w);
-        (void)take(f, pin(f));
-        fast_cooldown_ = kFastCooldown;
+  if (gate_.load(std::memory_order_relaxed) == kClosed) return;
+  // Close, then look at every slot (Dekker with slot_lock's publish-then-check): a
+  // locker that published before this store is seen below; one that publishes after
+  // it sees kClosed and backs out. seq_cst on both sides.
+  gate_.store(kClosed, std::memory_order_seq_cst);
+  for (Slot& sl : slots_) {
+    uint64_t w = sl.word.load(std::memory_order_seq_cst);
+    int spins = 0;
+    for (;;) {
+      uint64_t st = w & kSlotStateMask;
+      if (st == kSlotClaiming || st == kSlotPending) {
+        // Its locker is deciding; it never waits for mu_ meanwhile.
+        backoff(spins);
+        w = sl.word.load(std::memory_order_seq_cst);
+        continue;
       }
-      return;
+      if (st != kSlotHeld) break;
+      // Mark it folded first: if its holder unlocks before this, the CAS fails and
+      // there is nothing to count; after it, the holder's unlock finds kSlotFolded
+      // and releases through mu_, which we hold.
+      if (!sl.word.compare_exchange_weak(w, (w & ~kSlotStateMask) | kSlotFolded,
+                                         std::memory_order_seq_cst, std::memory_order_seq_cst))
+        continue;
+      // Validated against the other slots and against this gate's state (which is
+      // csts_'s one state): counting it in cannot break I3 or I5.
+      Mode mode = (w & kSlotExclusive) != 0 ? Mode::kExclusive : Mode::kShared;
+      bool enough = take(mode, false,
+                         pin(sl.beg.load(std::memory_order_relaxed),
+                             sl.end.load(std::memory_order_relaxed)));
+      assert(enough);
+      (void)enough;
+      ++nfolded_;
+      break;
     }
   }
 }
 
-void Dataspace::maybe_quiet() {
-  if (csts_.size() != 1 || csts_[0].pins != 0 || nwaiting_ != 0) return;
-  if (fast_cooldown_ != 0) {
-    --fast_cooldown_;
+// lk was a slot holder and settle() has folded it: it now lives in csts_ only.
+void Dataspace::unslot(Lock& lk) {
+  if (lk.slot_ == Lock::kNoSlot) return;
+  assert((slots_[lk.slot_].word.load(std::memory_order_relaxed) & kSlotStateMask) ==
+         kSlotFolded);
+  slots_[lk.slot_].word.store(kSlotFree, std::memory_order_release);
+  lk.slot_ = Lock::kNoSlot;
+  --nfolded_;
+}
+
+// lk, just granted through mu_ with its state in place, takes a free slot as a
+// folded holder, so that once the waiters are gone maybe_quiet() can hand it back
+// to the fast path instead of keeping the gate closed until lk unlocks.
+void Dataspace::adopt_slot(Lock& lk) {
+  if (lk.internal_) return;
+  for (Slot& sl : slots_) {
+    uint64_t w = kSlotFree;
+    // A slot locker may race for it; it will find the gate closed and back out.
+    if (sl.word.load(std::memory_order_relaxed) != kSlotFree ||
+        !sl.word.compare_exchange_strong(w, kSlotClaiming, std::memory_order_seq_cst,
+                                         std::memory_order_relaxed))
+      continue;
+    sl.beg.store(lk.beg_, std::memory_order_relaxed);
+    sl.end.store(lk.end_, std::memory_order_relaxed);
+    sl.word.store(kSlotFolded | slot_mode_bit(lk.mode_), std::memory_order_release);
+    lk.slot_ = static_cast<uint8_t>(&sl - slots_);
+    ++nfolded_;
     return;
   }
-  fast_.store(quiet_word(csts_[0].state), std::memory_order_release);
+}
+
+// End of a Section: reopen the gate if the only live requests are folded slot
+// holders and one state covers everything. Their counts come out of csts_ (which
+// merges back to one range) and their slots become HELD again, then the gate opens.
+void Dataspace::maybe_quiet() {
+  if (nwaiting_ != 0 || nlive_ != nfolded_ || gate_.load(std::memory_order_relaxed) != kClosed)
+    return;
+  State st = csts_[0].state;
+  for (const Cst& c : csts_)
+    if (c.state != st) return;
+  if (nfolded_ != 0) {
+    for (Slot& sl : slots_) {
+      uint64_t w = sl.word.load(std::memory_order_relaxed);
+      if ((w & kSlotStateMask) != kSlotFolded) continue;
+      uint64_t beg = sl.beg.load(std::memory_order_relaxed);
+      uint64_t end = sl.end.load(std::memory_order_relaxed);
+      Span s = span(beg, end);
+      (void)release((w & kSlotExclusive) != 0 ? Mode::kExclusive : Mode::kShared, s);
+      unpin(end, s);
+      sl.word.store((w & ~kSlotStateMask) | kSlotHeld, std::memory_order_release);
+    }
+    nfolded_ = 0;
+  }
+  assert(csts_.size() == 1 && csts_[0].pins == 0 && nlive_ == 0);
+  // Release: a slot locker that sees the gate open sees everything done under mu_.
+  gate_.store(open_word(st), std::memory_order_release);
+}
+
+// ---- the fast path (no mu_) ----
+
+// Does slot i (found not free: w) hold, or is it about to hold, a range that
+// conflicts with lk's?
+bool Dataspace::slot_conflicts(size_t i, uint64_t w, const Lock& lk) const {
+  const Slot& sl = slots_[i];
+  for (int spins = 0; (w & kSlotStateMask) == kSlotClaiming;) {
+    if (++spins > kClaimSpins) return true;  // its range is not readable yet: assume the worst
+    cpu_relax();
+    w = sl.word.load(std::memory_order_seq_cst);
+  }
+  if ((w & kSlotStateMask) == kSlotFree) return false;
+  // PENDING, HELD or FOLDED: the range is readable (written before the PENDING
+  // store). A FOLDED holder still holds: it is only in csts_ as well.
+  if (lk.mode_ == Mode::kShared && (w & kSlotExclusive) == 0) return false;
+  // If the slot was reused since the load above, its earlier holder has gone (no
+  // conflict) and the new one published after us, so it checks against us.
+  uint64_t beg = sl.beg.load(std::memory_order_relaxed);
+  uint64_t end = sl.end.load(std::memory_order_relaxed);
+  return beg < lk.end_ && lk.beg_ < end;
+}
+
+// Tries to hold lk's range through a slot. False: take the slow path (no slot free,
+// gate closed, or a conflicting slot holder).
+[[gnu::always_inline]] inline bool Dataspace::slot_lock(Lock& lk) {
+  uint32_t hint = t_slot_hint;
+  if (hint == UINT32_MAX)
+    hint = t_slot_hint = g_next_slot.fetch_add(1, std::memory_order_relaxed) % kSlots;
+  size_t i = kSlots;
+  for (size_t n = 0; n < kSlots; ++n) {
+    size_t k = (hint + n) % kSlots;
+    uint64_t w = slots_[k].word.load(std::memory_order_relaxed);
+    // The CAS publishes our presence: seq_cst, ordered before the loads below.
+    if (w == kSlotFree && slots_[k].word.compare_exchange_strong(w, kSlotClaiming,
+                                                                  std::memory_order_seq_cst,
+                                                                  std::memory_order_relaxed)) {
+      i = k;
+      break;
+    }
+  }
+  if (i == kSlots) return false;
+  t_slot_hint = static_cast<uint32_t>(i);
+  Slot& sl = slots_[i];
+  uint64_t mode = slot_mode_bit(lk.mode_);
+  sl.beg.store(lk.beg_, std::memory_order_relaxed);
+  sl.end.store(lk.end_, std::memory_order_relaxed);
+  sl.word.store(kSlotPending | mode, std::memory_order_release);
+  bool ok = gate_admits(gate_.load(std::memory_order_seq_cst), lk.mode_);
+  for (size_t k = 0; ok && k < kSlots; ++k) {
+    uint64_t w = slots_[k].word.load(std::memory_order_seq_cst);
+    if (w != kSlotFree && k != i && slot_conflicts(k, w, lk)) ok = false;
+  }
+  if (!ok) {
+    sl.word.store(kSlotFree, std::memory_order_release);
+    return false;
+  }
+  lk.slot_ = static_cast<uint8_t>(i);
+  lk.phase_ = Lock::Phase::kHeld;
+  sl.word.store(kSlotHeld | mode, std::memory_order_release);
+  return true;
+}
+
+size_t Dataspace::slot_holders() const {
+  size_t n = 0;
+  for (const Slot& sl : slots_) {
+    uint64_t st = sl.word.load(std::memory_order_acquire) & kSlotStateMask;
+    n += st == kSlotHeld || st == kSlotFolded;
+  }
+  return n;
 }
 
 size_t Dataspace::find(uint64_t off) const {
@@ -243,22 +456,23 @@ size_t Dataspace::split(uint64_t off) {
   return k + 1;
 }
 
-Dataspace::Span Dataspace::pin(const Lock& lk) {
-  size_t i = split(lk.beg_);
+Dataspace::Span Dataspace::pin(uint64_t beg, uint64_t end) {
+  ++nlive_;
+  size_t i = split(beg);
   ++csts_[i].pins;
   size_t j = csts_.size();
-  if (lk.end_ != kEnd) {
-    j = split(lk.end_);  // inserts after i: i stays valid
+  if (end != kEnd) {
+    j = split(end);  // inserts after i: i stays valid
     ++csts_[j].pins;
   }
   return {i, j};
 }
 
-Dataspace::Span Dataspace::span(const Lock& lk) const {
-  size_t i = find(lk.beg_);
-  size_t j = lk.end_ == kEnd ? csts_.size() : find(lk.end_);
-  assert(csts_[i].beg == lk.beg_);
-  assert(j == csts_.size() || csts_[j].beg == lk.end_);
+Dataspace::Span Dataspace::span(uint64_t beg, uint64_t end) const {
+  size_t i = find(beg);
+  size_t j = end == kEnd ? csts_.size() : find(end);
+  assert(csts_[i].beg == beg);
+  assert(j == csts_.size() || csts_[j].beg == end);
   return {i, j};
 }
 
@@ -277,9 +491,10 @@ void Dataspace::merge_range(Span s) {
   shrink();
 }
 
-void Dataspace::unpin(const Lock& lk, Span s) {
+void Dataspace::unpin(uint64_t end, Span s) {
+  --nlive_;
   --csts_[s.i].pins;
-  if (lk.end_ != kEnd) {
+  if (end != kEnd) {
     --csts_[s.j].pins;
     merge_at(s.j);
   }
@@ -304,24 +519,24 @@ bool Dataspace::conflicts(const Lock& lk, Span s, bool with_waiters) const {
   return false;
 }
 
-// Adds lk's holder counts; returns whether the state already suffices.
-bool Dataspace::take(Lock& lk, Span s) {
-  State need = need_of(lk.mode_);
+// Adds a holder's counts; returns whether the state already suffices.
+bool Dataspace::take(Mode mode, bool internal, Span s) {
+  State need = need_of(mode);
   bool enough = true;
   for (size_t k = s.i; k < s.j; ++k) {
     Cst& c = csts_[k];
-    c.holders = lk.mode_ == Mode::kShared ? c.holders + 1 : -1;
+    c.holders = mode == Mode::kShared ? c.holders + 1 : -1;
     enough &= c.state >= need;
   }
-  return enough || lk.internal_;
+  return enough || internal;
 }
 
 // Drops lk's holder counts; returns whether anybody waits on the span.
-bool Dataspace::release(const Lock& lk, Span s) {
+bool Dataspace::release(Mode mode, Span s) {
   uint32_t waiters = 0;
   for (size_t k = s.i; k < s.j; ++k) {
     Cst& c = csts_[k];
-    c.holders = lk.mode_ == Mode::kShared ? c.holders - 1 : 0;
+    c.holders = mode == Mode::kShared ? c.holders - 1 : 0;
     waiters |= c.wait_sh | c.wait_ex;
   }
   return waiters != 0;
@@ -374,6 +589,7 @@ void Dataspace::grant(Lock& lk, Span s, Deferred& d) {
     enough = take(lk, s);
   }
   if (enough) {
+    if (!lk.upgrading_) adopt_slot(lk);
     lk.upgrading_ = false;
     lk.phase_ = Lock::Phase::kHeld;
     complete(lk, 0, d);
@@ -445,18 +661,13 @@ int Dataspace::start(Lock& lk, uint64_t beg, uint64_t end, Mode mode, bool may_w
     lk.phase_ = Lock::Phase::kHeld;
     return 0;
   }
-  uintptr_t w = fast_.load(std::memory_order_relaxed);
-  if ((w & 1) != 0 && static_cast<State>(w >> 1) >= need_of(mode)) {
-    lk.fast_ = true;
-    lk.fast_restore_ = w;
-    lk.phase_ = Lock::Phase::kHeld;
-    // acq_rel: acquire what the last holder wrote, release lk's fields to settle().
-    if (fast_.compare_exchange_strong(w, reinterpret_cast<uintptr_t>(&lk),
-                                      std::memory_order_acq_rel, std::memory_order_relaxed))
-      return 0;
-    lk.fast_ = false;
-    lk.phase_ = Lock::Phase::kIdle;
-  }
+  if (gate_admits(gate_.load(std::memory_order_relaxed), mode) && slot_lock(lk)) return 0;
+  return start_slow(lk, may_wait, m);
+}
+
+// start() without a slot: through mu_. (Out of line: the fast path stays a leaf
+// without the Section/Deferred frame.)
+int Dataspace::start_slow(Lock& lk, bool may_wait, lwkt::Msg* m) {
   lk.msg_ = m;
   lk.wait_word_.store(kWordPending, std::memory_order_relaxed);
   {
@@ -464,6 +675,7 @@ int Dataspace::start(Lock& lk, uint64_t beg, uint64_t end, Mode mode, bool may_w
     Span s = pin(lk);
     if (!conflicts(lk, s, true)) {
       if (take(lk, s)) {
+        adopt_slot(lk);
         lk.phase_ = Lock::Phase::kHeld;
         lk.msg_ = nullptr;
         return 0;
@@ -479,7 +691,7 @@ int Dataspace::start(Lock& lk, uint64_t beg, uint64_t end, Mode mode, bool may_w
       return EINPROGRESS;
     }
   }
-  owner_->acquire_state(*this, lk, need_of(mode));  // lk may complete (and go) in here
+  owner_->acquire_state(*this, lk, need_of(lk.mode_));  // lk may complete (and go) in here
   return EINPROGRESS;
 }
 
@@ -573,17 +785,23 @@ void Dataspace::unlock(Lock& lk) {
     lock_bug("unlock of a Lock not held on this dataspace");
   lk.phase_ = Lock::Phase::kIdle;
   if (lk.beg_ == lk.end_) return;
-  if (lk.fast_) {
-    lk.fast_ = false;
-    uintptr_t w = reinterpret_cast<uintptr_t>(&lk);
-    if (fast_.compare_exchange_strong(w, lk.fast_restore_, std::memory_order_release,
-                                      std::memory_order_relaxed))
+  if (lk.slot_ != Lock::kNoSlot) {
+    uint64_t w = kSlotHeld | slot_mode_bit(lk.mode_);
+    if (slots_[lk.slot_].word.compare_exchange_strong(w, kSlotFree, std::memory_order_seq_cst,
+                                                      std::memory_order_relaxed)) {
+      lk.slot_ = Lock::kNoSlot;
       return;
-    // settle() folded us into csts_ meanwhile: release like any lock.
+    }
+    // Folded into csts_: release through mu_. Only mu_'s holder changes a FOLDED slot.
   }
+  unlock_slow(lk);
+}
+
+void Dataspace::unlock_slow(Lock& lk) {
   Deferred d;
   {
-    Section g(*this);
+    Section g(*this);  // folds lk if maybe_quiet() has made it HELD again meanwhile
+    unslot(lk);
     Span s = span(lk);
     bool waiters = release(lk, s);
     unpin(lk, s);
@@ -606,7 +824,7 @@ Status Dataspace::upgrade_impl(Lock& lk, bool may_wait) {
   bool acquiring = false;
   {
     Section g(*this);
-    lk.fast_ = false;  // settle() folded it in if it was a fast holder
+    unslot(lk);  // settle() folded it in if it was a slot holder
     Span s = span(lk);
     bool sole = true;
     for (size_t k = s.i; k < s.j; ++k) sole &= csts_[k].holders == 1;
@@ -653,8 +871,8 @@ void Dataspace::downgrade(Lock& lk) {
   Deferred d;
   {
     Section g(*this);
-    lk.fast_ = false;
-    lk.mode_ = Mode::kShared;  // settle() may read mode_: change it under mu_
+    unslot(lk);
+    lk.mode_ = Mode::kShared;
     Span s = span(lk);
     uint32_t waiters = 0;
     for (size_t k = s.i; k < s.j; ++k) {
@@ -671,7 +889,7 @@ void Dataspace::mark_modified(Lock& lk) {
     lock_bug("mark_modified of a Lock not held exclusive on this dataspace");
   if (lk.beg_ == lk.end_) return;
   Section g(*this);
-  lk.fast_ = false;
+  unslot(lk);
   Span s = span(lk);
   for (size_t k = s.i; k < s.j; ++k) csts_[k].state = State::kModified;
   merge_range(s);
@@ -690,6 +908,7 @@ void Dataspace::complete_acquire(Lock& lk, Result<State> granted) {
     if (granted.ok() && granted.value() >= need) {
       for (size_t k = s.i; k < s.j; ++k) csts_[k].state = std::max(csts_[k].state, granted.value());
       merge_range(s);  // lk's own pins keep its edges
+      if (!lk.upgrading_) adopt_slot(lk);
       lk.upgrading_ = false;
       lk.phase_ = Lock::Phase::kHeld;
       complete(lk, 0, d);

@@ -84,8 +84,9 @@ class Lock {
   Phase phase_ = Phase::kIdle;
   bool upgrading_ = false;      // queued or acquiring as an upgrade of a shared hold
   bool internal_ = false;       // set_state's own lock: needs no state
-  bool fast_ = false;           // took the quiet fast path; see Dataspace::fast_
-  uintptr_t fast_restore_ = 0;  // the quiet word to put back on a fast unlock
+  static constexpr uint8_t kNoSlot = 0xff;
+  uint8_t slot_ = kNoSlot;      // held through this slot (Dataspace::slots_); a waiter's is
+                                // set by whoever grants it, under mu_
   Lock* prev_ = nullptr;        // wait queue links, guarded by ds_->mu_
   Lock* next_ = nullptr;
   lwkt::Msg* msg_ = nullptr;            // async request to reply when granted
@@ -163,7 +164,7 @@ class Dataspace {
   void complete_acquire(Lock& lk, Result<State> granted);
 
   // Introspection, consistent at one instant (tests, debugging, stats). Not const:
-  // they fold a fast-path holder into the range set first.
+  // they fold slot holders into the range set first.
   struct RangeInfo {
     Range range;
     State state;
@@ -174,8 +175,23 @@ class Dataspace {
   size_t range_count();
   size_t waiting();  // queued requests
   State state_at(uint64_t off);
+  // Locks currently held through a publication slot (the fast path), folded or not.
+  // Not an instant's view when other threads lock; for tests and stats.
+  size_t slot_holders() const;
 
  private:
+  // A fast-path holder's publication slot; see "Fast path" in ccms.cpp. One cache
+  // line each, so a holder's writes touch no other holder's line.
+  struct alignas(64) Slot {
+    std::atomic<uint64_t> word{0};  // slot state | mode bit
+    std::atomic<uint64_t> beg{0};   // valid from PENDING on
+    std::atomic<uint64_t> end{0};
+  };
+  // Every slot lock scans all slots (about half a nanosecond each when uncontended),
+  // so this trades the lone thread's cost against how many concurrent holders get
+  // the fast path; holders beyond it go through mu_ and are correct, only slower.
+  static constexpr size_t kSlots = 4;
+
   // One element per range [beg, next.beg); see "Representation" in ccms.cpp.
   struct Cst {
     uint64_t beg;
@@ -192,25 +208,37 @@ class Dataspace {
   };
 
   int start(Lock& lk, uint64_t beg, uint64_t end, Mode mode, bool may_wait, lwkt::Msg* m);
+  [[gnu::noinline]] int start_slow(Lock& lk, bool may_wait, lwkt::Msg* m);
+  [[gnu::noinline]] void unlock_slow(Lock& lk);
   Status wait_for(Lock& lk, uint64_t deadline_ns);
   Status upgrade_impl(Lock& lk, bool may_wait);
   void cancel(Lock& lk, int error);
   static void abort_msg(lwkt::Msg* m);
   void run(Deferred& d);
 
+  bool slot_lock(Lock& lk);
+  bool slot_conflicts(size_t i, uint64_t w, const Lock& lk) const;
+
   // All below: REQUIRES(mu_).
   void settle();
+  void unslot(Lock& lk);
+  void adopt_slot(Lock& lk);
   void maybe_quiet();
   size_t find(uint64_t off) const;
   size_t split(uint64_t off);
-  Span pin(const Lock& lk);
-  Span span(const Lock& lk) const;
-  void unpin(const Lock& lk, Span s);
+  Span pin(const Lock& lk) { return pin(lk.beg_, lk.end_); }
+  Span pin(uint64_t beg, uint64_t end);
+  Span span(const Lock& lk) const { return span(lk.beg_, lk.end_); }
+  Span span(uint64_t beg, uint64_t end) const;
+  void unpin(const Lock& lk, Span s) { unpin(lk.end_, s); }
+  void unpin(uint64_t end, Span s);
   void merge_at(size_t k);
   void merge_range(Span s);
   bool conflicts(const Lock& lk, Span s, bool with_waiters) const;
-  bool take(Lock& lk, Span s);
-  bool release(const Lock& lk, Span s);
+  bool take(const Lock& lk, Span s) { return take(lk.mode_, lk.internal_, s); }
+  bool take(Mode mode, bool internal, Span s);
+  bool release(const Lock& lk, Span s) { return release(lk.mode_, s); }
+  bool release(Mode mode, Span s);
   void add_wait(const Lock& lk, Span s, int delta);
   void enqueue(Lock& lk, bool front);
   void dequeue(Lock& lk);
@@ -219,19 +247,21 @@ class Dataspace {
   void rescan(Deferred& d);
   void shrink();
 
-  // The quiet fast path. kBusy: csts_ is authoritative. Odd: "quiet" (csts_ is one
-  // range, nothing pinned or queued) with the state in bits 1-2; a lock may take the
-  // whole structure with one CAS, storing its Lock* here. Any other value: that Lock
-  // holds its range without being in csts_; settle() folds it in under mu_.
-  // Hot fields share one cache line, so a contended lock moves as few lines as possible.
-  alignas(64) std::atomic<uintptr_t> fast_;
-  detail::Mutex mu_;
+  // The fast path's gate. kClosed: csts_ is authoritative and the slots hold no
+  // unfolded holder. Odd: "open" — csts_ is quiet (one range, nothing pinned or
+  // queued) with the state in bits 1-2, and a lock whose mode that state satisfies
+  // may hold its range through a slot. Written only under mu_; on its own cache line
+  // so that slow-path traffic on mu_ does not evict it from the slot lockers' caches.
+  alignas(64) std::atomic<uintptr_t> gate_;
+  alignas(64) detail::Mutex mu_;
   std::vector<Cst> csts_ DFLY_GUARDED_BY(mu_);      // sorted by beg; csts_[0].beg == 0
   Lock* wait_head_ DFLY_GUARDED_BY(mu_) = nullptr;  // FIFO; upgrades at the front
   Lock* wait_tail_ DFLY_GUARDED_BY(mu_) = nullptr;
   size_t nwaiting_ DFLY_GUARDED_BY(mu_) = 0;
-  uint32_t fast_cooldown_ DFLY_GUARDED_BY(mu_) = 0;  // quiet sections before fast path again
+  size_t nlive_ DFLY_GUARDED_BY(mu_) = 0;    // requests pinned in csts_
+  size_t nfolded_ DFLY_GUARDED_BY(mu_) = 0;  // of which slot holders (slots FOLDED)
   Owner* const owner_;
+  Slot slots_[kSlots];
 };
 
 }  // namespace dfly::ccms

@@ -438,5 +438,92 @@ TEST(CcmsConcurrency, RandomOpsWithRemoteHome_StatesNeverLoweredUnderHolders) {
   EXPECT_GT(owner.lowerings.load(), 0);
 }
 
+// Slot holders mixed with slow-path waiters: most requests are small and disjoint
+// (the slot fast path), some are wide exclusive ones or upgrades that queue and close
+// the gate, a few change states. Each thread holds up to two locks at once, so slots
+// run out now and then. The reference catches any conflicting pair of holders.
+TEST(CcmsConcurrency, SlotHoldersMixedWithSlowWaiters_NoConflictingHolders) {
+  Watchdog wd("SlotHoldersMixedWithSlowWaiters");
+  Reference ref;
+  Dataspace ds;
+  constexpr int kThreads = 4;
+  std::atomic<uint64_t> granted{0};
+  auto body = [&](uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    struct Held {
+      Lock lk;
+      size_t a = 0, b = 0;
+    } held[2];
+    for (int op = 0; op < 20'000; ++op) {
+      Held& h = held[rng() % 2];
+      if (h.lk.held()) {
+        unsigned r = rng() % 8;
+        if (r == 0 && h.lk.mode() == Mode::kShared) {
+          auto st = ds.try_upgrade(h.lk);
+          if (st.ok()) {
+            ref.remove(h.a, h.b, Mode::kShared);
+            ASSERT_NO_FATAL_FAILURE(ref.add(h.a, h.b, Mode::kExclusive));
+          }
+        } else if (r == 1 && h.lk.mode() == Mode::kExclusive) {
+          ref.remove(h.a, h.b, Mode::kExclusive);
+          ds.downgrade(h.lk);
+          ASSERT_NO_FATAL_FAILURE(ref.add(h.a, h.b, Mode::kShared));
+        } else {
+          ref.remove(h.a, h.b, h.lk.mode());
+          ds.unlock(h.lk);
+        }
+        continue;
+      }
+      // Blocking only while holding nothing else: a thread must not wait on a
+      // range it holds itself, and two threads each holding one and waiting for the
+      // other's would deadlock (as with any rwlock).
+      Held& other = &h == &held[0] ? held[1] : held[0];
+      bool may_block = !other.lk.held();
+      unsigned r = rng() % 100;
+      Mode mode = rng() % 4 == 0 ? Mode::kExclusive : Mode::kShared;
+      if (r < 3) {
+        h.a = 0;
+        h.b = kCells;  // everything, to kEnd
+        mode = Mode::kExclusive;
+      } else if (r < 5) {
+        size_t x = rng() % kCells;
+        ASSERT_TRUE(ds.set_state({cell_edge(x), cell_edge(x + 1)}, State::kModified).ok());
+        continue;
+      } else {
+        h.a = rng() % (kCells - 1);
+        h.b = h.a + 1 + rng() % 2;
+      }
+      Range range{cell_edge(h.a), cell_edge(h.b)};
+      int rc;
+      if (may_block) {
+        auto st = rng() % 2 ? ds.lock(h.lk, range, mode)
+                            : ds.lock_until(h.lk, range, mode, monotonic_ns() + 100'000);
+        rc = st.ok() ? 0 : st.error().code();
+        ASSERT_TRUE(rc == 0 || rc == ETIMEDOUT) << rc;
+      } else {
+        auto st = ds.try_lock(h.lk, range, mode);
+        rc = st.ok() ? 0 : st.error().code();
+        ASSERT_TRUE(rc == 0 || rc == EWOULDBLOCK) << rc;
+      }
+      if (rc == 0) {
+        ASSERT_NO_FATAL_FAILURE(ref.add(h.a, h.b, mode));
+        granted.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    for (Held& h : held)
+      if (h.lk.held()) {
+        ref.remove(h.a, h.b, h.lk.mode());
+        ds.unlock(h.lk);
+      }
+  };
+  std::vector<std::thread> ts;
+  for (uint64_t i = 0; i < kThreads; ++i) ts.emplace_back(body, i + 101);
+  for (auto& t : ts) t.join();
+  EXPECT_GT(granted.load(), 0u);
+  EXPECT_EQ(ds.slot_holders(), 0u);
+  EXPECT_EQ(ds.waiting(), 0u);
+  EXPECT_EQ(ds.range_count(), 1u);
+}
+
 }  // namespace
 }  // namespace dfly::ccms

@@ -391,5 +391,132 @@ TEST(Ccms, LockMisuse_Aborts) {
   ds.unlock(lk);
 }
 
+// ---- the slot fast path (see "Fast path" in ccms.cpp) ----
+
+TEST(CcmsSlots, DisjointLocks_HoldThroughSlots_SnapshotFoldsThenHandsBack) {
+  Dataspace ds;
+  Lock a, b;
+  ASSERT_TRUE(ds.lock(a, {0, 10}, Mode::kExclusive).ok());
+  ASSERT_TRUE(ds.lock(b, {20, 30}, Mode::kExclusive).ok());
+  EXPECT_EQ(ds.slot_holders(), 2u);
+  auto snap = ds.snapshot();  // folds both into the range set
+  ASSERT_EQ(snap.size(), 4u);
+  EXPECT_EQ(snap[0].exclusive, 1u);
+  EXPECT_EQ(snap[0].range, (Range{0, 10}));
+  EXPECT_EQ(snap[2].exclusive, 1u);
+  EXPECT_EQ(ds.slot_holders(), 2u);  // still slot holders (folded, then handed back)
+  ds.unlock(a);
+  ds.unlock(b);
+  EXPECT_EQ(ds.slot_holders(), 0u);
+  EXPECT_EQ(ds.range_count(), 1u);
+}
+
+TEST(CcmsSlots, ConflictWithSlotHolder_TryFails_SharedCoexist) {
+  Dataspace ds;
+  Lock a, b, x;
+  ASSERT_TRUE(ds.lock(a, {0, 100}, Mode::kShared).ok());
+  ASSERT_TRUE(ds.lock(b, {50, 150}, Mode::kShared).ok());
+  EXPECT_EQ(ds.slot_holders(), 2u);
+  auto r = ds.try_lock(x, {149, 200}, Mode::kExclusive);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), EWOULDBLOCK);
+  ASSERT_TRUE(ds.try_lock(x, {150, 200}, Mode::kExclusive).ok());
+  ds.unlock(a);
+  ds.unlock(b);
+  ds.unlock(x);
+  EXPECT_EQ(ds.slot_holders(), 0u);
+  EXPECT_EQ(ds.range_count(), 1u);
+}
+
+TEST(CcmsSlots, QueuedExclusive_StopsLaterSlotLockersThatWouldOvertakeIt) {
+  Dataspace ds;
+  Lock s;
+  ASSERT_TRUE(ds.lock(s, {0, 10}, Mode::kShared).ok());  // a slot holder
+  LockMsg x;
+  ds.lock_async(&x, {5, 50}, Mode::kExclusive);
+  EXPECT_FALSE(x.done());
+  EXPECT_EQ(ds.waiting(), 1u);
+  Lock late, far;
+  // Free of holders but behind the queued exclusive: must not get in through a slot.
+  auto r = ds.try_lock(late, {20, 30}, Mode::kShared);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), EWOULDBLOCK);
+  ASSERT_TRUE(ds.try_lock(far, {100, 110}, Mode::kExclusive).ok());  // disjoint: granted
+  ds.unlock(s);
+  EXPECT_EQ(lwkt::waitmsg(&x), 0);
+  ds.unlock(x.lock);
+  ds.unlock(far);
+  EXPECT_EQ(ds.waiting(), 0u);
+  EXPECT_EQ(ds.range_count(), 1u);
+  ASSERT_TRUE(ds.lock(late, {20, 30}, Mode::kShared).ok());  // quiet again: a slot
+  EXPECT_EQ(ds.slot_holders(), 1u);
+  ds.unlock(late);
+}
+
+TEST(CcmsSlots, MoreHoldersThanSlots_OverflowToRangeSet_AndBack) {
+  Dataspace ds;
+  constexpr int kN = 20;
+  Lock locks[kN];
+  for (int i = 0; i < kN; ++i)
+    ASSERT_TRUE(ds.lock(locks[i], Range::of(uint64_t(i) * 10, 10), Mode::kExclusive).ok());
+  size_t slotted = ds.slot_holders();
+  EXPECT_GT(slotted, 0u);
+  EXPECT_LT(slotted, size_t{kN});
+  auto snap = ds.snapshot();
+  uint32_t held = 0;
+  for (const auto& ri : snap) held += ri.exclusive;
+  EXPECT_EQ(held, uint32_t{kN});
+  Lock x;
+  EXPECT_FALSE(ds.try_lock(x, {55, 56}, Mode::kShared).ok());
+  for (Lock& lk : locks) ds.unlock(lk);
+  EXPECT_EQ(ds.slot_holders(), 0u);
+  EXPECT_EQ(ds.range_count(), 1u);
+  ASSERT_TRUE(ds.lock(x, {55, 56}, Mode::kShared).ok());
+  EXPECT_EQ(ds.slot_holders(), 1u);
+  ds.unlock(x);
+}
+
+TEST(CcmsSlots, UpgradeDowngradeModifyOfSlotHolder_FreeItsSlot) {
+  Dataspace ds(nullptr, State::kExclusive);
+  Lock lk;
+  ASSERT_TRUE(ds.lock(lk, {0, 10}, Mode::kShared).ok());
+  EXPECT_EQ(ds.slot_holders(), 1u);
+  ASSERT_TRUE(ds.upgrade(lk).ok());
+  EXPECT_EQ(ds.slot_holders(), 0u);
+  ds.unlock(lk);
+  ASSERT_TRUE(ds.lock(lk, {0, 10}, Mode::kExclusive).ok());
+  EXPECT_EQ(ds.slot_holders(), 1u);
+  ds.mark_modified(lk);
+  EXPECT_EQ(ds.slot_holders(), 0u);
+  EXPECT_EQ(ds.state_at(5), State::kModified);
+  EXPECT_EQ(ds.state_at(10), State::kExclusive);
+  ds.downgrade(lk);
+  ds.unlock(lk);
+  EXPECT_EQ(ds.range_count(), 2u);  // two states now: the slot path stays closed
+  Lock a;
+  ASSERT_TRUE(ds.lock(a, {20, 30}, Mode::kShared).ok());
+  EXPECT_EQ(ds.slot_holders(), 1u);  // granted through mu_, adopted a folded slot
+  ds.unlock(a);
+  ASSERT_TRUE(ds.set_state(Range::all(), State::kExclusive).ok());
+  EXPECT_EQ(ds.range_count(), 1u);
+  EXPECT_EQ(ds.slot_holders(), 0u);
+}
+
+TEST(CcmsSlots, GateCarriesState_InsufficientStateGoesToOwner) {
+  RecordingOwner owner;
+  Dataspace ds(&owner, State::kShared);
+  Lock s, x;
+  ASSERT_TRUE(ds.lock(s, {0, 10}, Mode::kShared).ok());
+  EXPECT_EQ(ds.slot_holders(), 1u);
+  EXPECT_TRUE(owner.acquires.empty());
+  ASSERT_TRUE(ds.lock(x, {20, 30}, Mode::kExclusive).ok());
+  ASSERT_EQ(owner.acquires.size(), 1u);
+  EXPECT_EQ(owner.acquires[0].second, State::kExclusive);
+  EXPECT_GE(ds.state_at(25), State::kExclusive);
+  ds.unlock(s);
+  ds.unlock(x);
+  EXPECT_EQ(ds.slot_holders(), 0u);
+}
+
 }  // namespace
 }  // namespace dfly::ccms
