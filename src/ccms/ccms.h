@@ -219,33 +219,33 @@ class Dataspace {
   bool slot_lock(Lock& lk);
   bool slot_conflicts(size_t i, uint64_t w, const Lock& lk) const;
 
-  // All below: REQUIRES(mu_).
-  void settle();
-  void unslot(Lock& lk);
-  void adopt_slot(Lock& lk);
-  void maybe_quiet();
-  size_t find(uint64_t off) const;
-  size_t split(uint64_t off);
-  Span pin(const Lock& lk) { return pin(lk.beg_, lk.end_); }
-  Span pin(uint64_t beg, uint64_t end);
-  Span span(const Lock& lk) const { return span(lk.beg_, lk.end_); }
-  Span span(uint64_t beg, uint64_t end) const;
-  void unpin(const Lock& lk, Span s) { unpin(lk.end_, s); }
-  void unpin(uint64_t end, Span s);
-  void merge_at(size_t k);
-  void merge_range(Span s);
-  bool conflicts(const Lock& lk, Span s, bool with_waiters) const;
-  bool take(const Lock& lk, Span s) { return take(lk.mode_, lk.internal_, s); }
-  bool take(Mode mode, bool internal, Span s);
-  bool release(const Lock& lk, Span s) { return release(lk.mode_, s); }
-  bool release(Mode mode, Span s);
-  void add_wait(const Lock& lk, Span s, int delta);
-  void enqueue(Lock& lk, bool front);
-  void dequeue(Lock& lk);
-  void grant(Lock& lk, Span s, Deferred& d);
-  void complete(Lock& lk, int error, Deferred& d);
-  void rescan(Deferred& d);
-  void shrink();
+  // All below run with mu_ held (checked by clang -Wthread-safety).
+  void settle() DFLY_REQUIRES(mu_);
+  void unslot(Lock& lk) DFLY_REQUIRES(mu_);
+  void adopt_slot(Lock& lk) DFLY_REQUIRES(mu_);
+  void maybe_quiet() DFLY_REQUIRES(mu_);
+  size_t find(uint64_t off) const DFLY_REQUIRES(mu_);
+  size_t split(uint64_t off) DFLY_REQUIRES(mu_);
+  Span pin(const Lock& lk) DFLY_REQUIRES(mu_) { return pin(lk.beg_, lk.end_); }
+  Span pin(uint64_t beg, uint64_t end) DFLY_REQUIRES(mu_);
+  Span span(const Lock& lk) const DFLY_REQUIRES(mu_) { return span(lk.beg_, lk.end_); }
+  Span span(uint64_t beg, uint64_t end) const DFLY_REQUIRES(mu_);
+  void unpin(const Lock& lk, Span s) DFLY_REQUIRES(mu_) { unpin(lk.end_, s); }
+  void unpin(uint64_t end, Span s) DFLY_REQUIRES(mu_);
+  void merge_at(size_t k) DFLY_REQUIRES(mu_);
+  void merge_range(Span s) DFLY_REQUIRES(mu_);
+  bool conflicts(const Lock& lk, Span s, bool with_waiters) const DFLY_REQUIRES(mu_);
+  bool take(const Lock& lk, Span s) DFLY_REQUIRES(mu_) { return take(lk.mode_, lk.internal_, s); }
+  bool take(Mode mode, bool internal, Span s) DFLY_REQUIRES(mu_);
+  bool release(const Lock& lk, Span s) DFLY_REQUIRES(mu_) { return release(lk.mode_, s); }
+  bool release(Mode mode, Span s) DFLY_REQUIRES(mu_);
+  void add_wait(const Lock& lk, Span s, int delta) DFLY_REQUIRES(mu_);
+  void enqueue(Lock& lk, bool front) DFLY_REQUIRES(mu_);
+  void dequeue(Lock& lk) DFLY_REQUIRES(mu_);
+  void grant(Lock& lk, Span s, Deferred& d) DFLY_REQUIRES(mu_);
+  void complete(Lock& lk, int error, Deferred& d) DFLY_REQUIRES(mu_);
+  void rescan(Deferred& d) DFLY_REQUIRES(mu_);
+  void shrink() DFLY_REQUIRES(mu_);
 
   // The fast path's gate. kClosed: csts_ is authoritative and the slots hold no
   // unfolded holder. Odd: "open" — csts_ is quiet (one range, nothing pinned or
