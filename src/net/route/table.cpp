@@ -1,9 +1,11 @@
-// net/route: the PATRICIA trie behind RouteTable (see table.h).
+// net/route: the PATRICIA trie and the DIR-16-8-8 forwarding table behind RouteTable (table.h).
 #include "net/route/table.h"
 
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 
 namespace dfly::net {
 namespace {
@@ -20,7 +22,7 @@ Status check_prefix(uint32_t prefix, unsigned len) {
 
 }  // namespace
 
-RouteTable::RouteTable() = default;
+RouteTable::RouteTable() : routes_(1), top_(65536, 0) {}
 
 RouteTable::~RouteTable() {
   // Iterative teardown: no recursion proportional to depth (bounded anyway, but
@@ -37,12 +39,24 @@ RouteTable::~RouteTable() {
 
 Status RouteTable::add(const Route& r) {
   TRY(check_prefix(r.prefix, r.len));
+  uint32_t id = 0;  // taken once the trie accepts r
+  auto take_id = [&] {
+    if (free_ids_.empty()) {
+      id = static_cast<uint32_t>(routes_.size());
+      routes_.push_back(r);
+    } else {
+      id = free_ids_.back();
+      free_ids_.pop_back();
+      routes_[id] = r;
+    }
+    return id;
+  };
   auto leaf = [&] {
     auto n = std::make_unique<Node>();
     n->key = r.prefix;
     n->len = r.len;
     n->has_route = true;
-    n->route = r;
+    n->id = take_id();
     return n;
   };
   std::unique_ptr<Node>* slot = &root_;
@@ -58,7 +72,7 @@ Status RouteTable::add(const Route& r) {
       if (n->len == r.len) {
         if (n->has_route) return Error(EEXIST, "route exists");
         n->has_route = true;
-        n->route = r;
+        n->id = take_id();
         break;
       }
       slot = &n->child[bit_at(r.prefix, n->len)];
@@ -80,6 +94,8 @@ Status RouteTable::add(const Route& r) {
     break;
   }
   ++size_;
+  Span sp = span_of(r.prefix, r.len);
+  fill_longer(sp.level, sp.base, sp.first, sp.count, id, r.len);
   return Ok{};
 }
 
@@ -95,8 +111,15 @@ Status RouteTable::del(uint32_t prefix, uint8_t len) {
   Node* n = slot->get();
   if (n == nullptr || n->len != len || n->key != prefix || !n->has_route)
     return Error(ENOENT, "no such route");
+  // Forwarding table first (the trie still knows the covering routes; the one
+  // being deleted has len == its own, so it is not a candidate).
+  const uint32_t old = n->id;
+  Span sp = span_of(prefix, len);
+  fill_replace(sp.level, sp.base, sp.first, sp.count, old, trie_covering(prefix, len));
+  routes_[old] = Route{};
+  free_ids_.push_back(old);
   n->has_route = false;
-  n->route = Route{};
+  n->id = 0;
   --size_;
   int kids = (n->child[0] != nullptr) + (n->child[1] != nullptr);
   if (kids == 2) return Ok{};  // stays as a branch node
@@ -122,7 +145,7 @@ const Route* RouteTable::find(uint32_t prefix, uint8_t len) const {
   while (n != nullptr && n->len < len && ((prefix ^ n->key) & prefix_mask(n->len)) == 0)
     n = n->child[bit_at(prefix, n->len)].get();
   if (n == nullptr || n->len != len || n->key != prefix || !n->has_route) return nullptr;
-  return &n->route;
+  return &routes_[n->id];
 }
 
 void RouteTable::for_each(const std::function<void(const Route&)>& fn) const {
@@ -131,7 +154,7 @@ void RouteTable::for_each(const std::function<void(const Route&)>& fn) const {
   if (root_) stack[sp++] = root_.get();
   while (sp > 0) {
     const Node* n = stack[--sp];
-    if (n->has_route) fn(n->route);
+    if (n->has_route) fn(routes_[n->id]);
     if (n->child[1]) stack[sp++] = n->child[1].get();
     if (n->child[0]) stack[sp++] = n->child[0].get();
   }
@@ -152,7 +175,9 @@ bool RouteTable::check_invariants() const {
     const Node* n = it.n;
     if (n->has_route) ++routes;
     if (n->len > 32 || (n->key & ~prefix_mask(n->len))) ok = false;
-    if (n->has_route && (n->route.prefix != n->key || n->route.len != n->len)) ok = false;
+    if (n->has_route && (n->id == 0 || n->id >= routes_.size() || routes_[n->id].prefix != n->key ||
+                         routes_[n->id].len != n->len))
+      ok = false;
     int kids = (n->child[0] != nullptr) + (n->child[1] != nullptr);
     if (!n->has_route && kids != 2) ok = false;
     if (it.parent != nullptr) {
@@ -164,6 +189,64 @@ bool RouteTable::check_invariants() const {
       if (c) stack[sp++] = {c.get(), n};
   }
   return ok && routes == size_;
+}
+
+// ---- forwarding table (DIR-16-8-8) ----
+
+uint32_t RouteTable::trie_covering(uint32_t addr, unsigned maxlen) const {
+  const Node* n = root_.get();
+  uint32_t best = 0;
+  while (n != nullptr && n->len < maxlen && ((addr ^ n->key) & prefix_mask(n->len)) == 0) {
+    if (n->has_route) best = n->id;
+    n = n->child[bit_at(addr, n->len)].get();
+  }
+  return best;
+}
+
+uint32_t RouteTable::chunk_of(std::vector<uint32_t>& lvl, uint32_t& entry) {
+  if (entry & kChunk) return entry & ~kChunk;
+  uint32_t idx = static_cast<uint32_t>(lvl.size() / 256);
+  if (idx >= kChunk) {
+    std::fprintf(stderr, "dfly: net/route: forwarding table chunk index overflow\n");
+    std::abort();
+  }
+  lvl.resize(lvl.size() + 256, entry);  // entry: a route id (or 0), never a chunk
+  entry = kChunk | idx;
+  return idx;
+}
+
+RouteTable::Span RouteTable::span_of(uint32_t p, unsigned len) {
+  if (len <= 16) return {0, 0, p >> 16, 1u << (16 - len)};
+  uint32_t c2 = chunk_of(l2_, top_[p >> 16]);
+  if (len <= 24) return {1, c2 * 256, (p >> 8) & 0xff, 1u << (24 - len)};
+  uint32_t c3 = chunk_of(l3_, l2_[c2 * 256 + ((p >> 8) & 0xff)]);
+  return {2, c3 * 256, p & 0xff, 1u << (32 - len)};
+}
+
+void RouteTable::fill_longer(int lvl, uint32_t base, uint32_t first, uint32_t count, uint32_t id,
+                             unsigned len) {
+  std::vector<uint32_t>& v = level(lvl);
+  for (uint32_t i = first; i < first + count; ++i) {
+    uint32_t e = v[base + i];
+    if (e & kChunk) {
+      fill_longer(lvl + 1, (e & ~kChunk) * 256, 0, 256, id, len);
+    } else if (e == 0 || routes_[e].len < len) {
+      v[base + i] = id;
+    }
+  }
+}
+
+void RouteTable::fill_replace(int lvl, uint32_t base, uint32_t first, uint32_t count, uint32_t old,
+                              uint32_t repl) {
+  std::vector<uint32_t>& v = level(lvl);
+  for (uint32_t i = first; i < first + count; ++i) {
+    uint32_t e = v[base + i];
+    if (e & kChunk) {
+      fill_replace(lvl + 1, (e & ~kChunk) * 256, 0, 256, old, repl);
+    } else if (e == old) {
+      v[base + i] = repl;
+    }
+  }
 }
 
 }  // namespace dfly::net

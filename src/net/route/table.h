@@ -1,16 +1,29 @@
 // net/route: an IPv4 longest-prefix-match routing table.
 //
-// Theory of operation. A path-compressed binary trie (PATRICIA, as the BSD radix
-// tree, without its mask lists). Each node holds a prefix (key, len) and optionally
-// a route for exactly that prefix; a node's children extend its prefix, child[b]
-// having bit `len` (counted from the MSB) equal to b. Invariants (checked by
-// check_invariants()):
-//   - a child's prefix strictly extends its parent's;
-//   - a node without a route has exactly two children (so chains of one-way nodes
-//     never exist and depth <= 33, usually ~log2(routes) + a few);
-//   - host bits of every key are zero.
-// lookup(addr) walks from the root while the node's prefix matches addr,
-// remembering the last node with a route: no lock, no allocation, no write.
+// Theory of operation. Two structures, one truth:
+//
+//   - A path-compressed binary trie (PATRICIA, as the BSD radix tree without its
+//     mask lists) holds the routes and answers the control plane (add, del, find,
+//     for_each). Each node holds a prefix (key, len) and maybe the route for
+//     exactly that prefix; child[b] extends it with bit `len` (from the MSB) = b.
+//     Invariants (check_invariants()): a child's prefix strictly extends its
+//     parent's; a node without a route has exactly two children; host bits of
+//     every key are zero.
+//   - A DIR-16-8-8 forwarding table (Gupta et al., "Routing lookups in hardware at
+//     memory access speeds", INFOCOM 1998, with 16/8/8 strides) answers lookup():
+//     a 64 Ki-entry array indexed by the top 16 address bits; an entry is a route
+//     id or a reference to a 256-entry chunk for the next 8 bits, whose entries
+//     may reference a chunk for the last 8. A lookup is 1 to 3 dependent array
+//     reads (the trie would be ~log2(routes) pointer chases): no lock, no
+//     allocation, no write. Invariant: every entry holds the longest route that
+//     covers all the addresses it stands for (0: none).
+//
+// Updates keep the invariant incrementally: add(r) writes r's id into the entries
+// r covers whose current route is shorter than r (descending into chunks, creating
+// chunks for r.len > 16 or > 24); del(r) rewrites the entries holding r with the
+// longest route strictly shorter than r that covers r's prefix (asked of the trie).
+// Chunks are never freed while the table lives (bounded by the /16s and /24s that
+// ever held a longer prefix): a trade of memory for simple, fast updates.
 //
 // Thread safety: none inside. A table belongs to one thread (a CPU's replica, see
 // replicated.h) or is guarded by its user; const calls may run concurrently with
@@ -23,6 +36,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "base/result.h"
 
@@ -59,14 +73,12 @@ class RouteTable {
   // The most specific route containing addr, or nullptr. The pointer is valid
   // until the next add/del on this table.
   const Route* lookup(uint32_t addr) const {
-    const Node* n = root_.get();
-    const Route* best = nullptr;
-    while (n != nullptr && ((addr ^ n->key) & prefix_mask(n->len)) == 0) {
-      if (n->has_route) best = &n->route;
-      if (n->len == 32) break;
-      n = n->child[(addr >> (31 - n->len)) & 1].get();
+    uint32_t e = top_[addr >> 16];
+    if (e & kChunk) [[unlikely]] {
+      e = l2_[(e & ~kChunk) * 256 + ((addr >> 8) & 0xff)];
+      if (e & kChunk) e = l3_[(e & ~kChunk) * 256 + (addr & 0xff)];
     }
-    return best;
+    return e != 0 ? &routes_[e] : nullptr;
   }
   // The route for exactly (prefix, len), or nullptr.
   const Route* find(uint32_t prefix, uint8_t len) const;
@@ -82,11 +94,36 @@ class RouteTable {
     uint32_t key = 0;
     uint8_t len = 0;
     bool has_route = false;
-    Route route;
+    uint32_t id = 0;  // route id (routes_ index) if has_route
     std::unique_ptr<Node> child[2];
   };
+  static constexpr uint32_t kChunk = 1u << 31;  // entry references a chunk
+
+  // The longest route in the trie covering addr with len < maxlen (0: none).
+  uint32_t trie_covering(uint32_t addr, unsigned maxlen) const;
+  // The chunk an entry references, making one (filled with the entry's route) if
+  // it holds a route.
+  uint32_t chunk_of(std::vector<uint32_t>& level, uint32_t& entry);
+  std::vector<uint32_t>& level(int i) { return i == 0 ? top_ : i == 1 ? l2_ : l3_; }
+  // The entries prefix/len stands for: level, chunk base, first index, count.
+  struct Span {
+    int level;
+    uint32_t base, first, count;
+  };
+  Span span_of(uint32_t prefix, unsigned len);
+  // add: entries (recursively) whose route is shorter than len get id.
+  void fill_longer(int lvl, uint32_t base, uint32_t first, uint32_t count, uint32_t id,
+                   unsigned len);
+  // del: entries (recursively) holding old get repl.
+  void fill_replace(int lvl, uint32_t base, uint32_t first, uint32_t count, uint32_t old,
+                    uint32_t repl);
+
   std::unique_ptr<Node> root_;
   size_t size_ = 0;
+  std::vector<Route> routes_;  // by id; routes_[0] unused (id 0 = no route)
+  std::vector<uint32_t> free_ids_;
+  std::vector<uint32_t> top_;      // 65536 entries
+  std::vector<uint32_t> l2_, l3_;  // chunks of 256 entries
 };
 
 }  // namespace dfly::net
