@@ -143,7 +143,30 @@ Result<std::unique_ptr<TapDevice>> TapDevice::open(const TapConfig& cfg) {
   return std::move(qs[0]);
 }
 
+// io_uring tears a ring down asynchronously, and its parked reads hold the TAP file
+// open until then: the interface would outlive us and its name stay taken (EBUSY on
+// reopen). So cancel the reads and wait (bounded) until each has completed first.
 TapDevice::~TapDevice() {
+  if (rx_ring_ && fd_ >= 0) {
+    io_uring* ring = &rx_ring_->ring;
+    io_uring_sqe* sqe = io_uring_get_sqe(ring);
+    io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, UINT64_MAX);
+    if (io_uring_submit(ring) >= 0) {
+      size_t reads = 0;
+      bool cancel_done = false;
+      for (int spins = 0; spins < 100 && (reads < kRingDepth || !cancel_done); spins++) {
+        io_uring_cqe* cqe;
+        __kernel_timespec ts{0, 10'000'000};
+        if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) < 0) continue;
+        if (io_uring_cqe_get_data64(cqe) == UINT64_MAX)
+          cancel_done = true;
+        else
+          reads++;
+        io_uring_cqe_seen(ring, cqe);
+      }
+    }
+  }
   rx_ring_.reset();
   tx_ring_.reset();
   if (fd_ >= 0) ::close(fd_);

@@ -89,6 +89,16 @@ TEST(TapDevice, Open_SetsMtuAndUp_NamesItself) {
   EXPECT_NE(MUST(tap->kernel_mac()), tap->mac());
 }
 
+// Closing a queue removes the interface at once (no parked io_uring read keeps it
+// alive), so the name can be reused straight away.
+TEST(TapDevice, CloseThenReopenSameName_Succeeds) {
+  ENTER_PRIVATE_NETNS();
+  for (int i = 0; i < 3; i++) {
+    auto r = TapDevice::open({.name = kTap});
+    ASSERT_TRUE(r.ok()) << "round " << i << ": " << r.error().to_string();
+  }
+}
+
 // Linux sends a UDP datagram to 198.18.0.2: first its ARP request arrives on the TAP;
 // we answer it by hand, and then the datagram itself arrives.
 TEST(TapDevice, KernelSends_ArpRequestThenDatagramArrive) {
