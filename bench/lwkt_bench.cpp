@@ -105,7 +105,7 @@ double lwkt_throughput(lwkt::System& sys, int producers) {
       while (!go.load()) cpu_relax();
       for (uint64_t i = 0; i < kMsgsPerProducer; ++i) {
         Counted& m = ring[i % kWindow];
-        while (!m.done()) cpu_relax();
+        if (!m.done()) lwkt::waitmsg(&m);  // spins briefly, then sleeps: no CPU hogging
         lwkt::sendmsg(target, &m);
       }
       for (auto& m : ring) lwkt::waitmsg(&m);
