@@ -138,6 +138,7 @@
 #include <thread>
 #include <utility>
 
+#include "base/bug.h"
 #include "base/futex.h"
 
 namespace dfly::ccms {
@@ -154,7 +155,6 @@ constexpr uint64_t kSpinNs = 20'000;
 
 constexpr size_t kMinCapacity = 8;
 
-
 Owner g_default_owner;
 
 State need_of(Mode m) {
@@ -162,8 +162,7 @@ State need_of(Mode m) {
 }
 
 [[noreturn]] void lock_bug(const char* what) {
-  std::fprintf(stderr, "dfly: bug: ccms: %s\n", what);
-  std::abort();
+  ::dfly::bug("ccms", what);
 }
 
 const char* errmsg(int code) {
@@ -300,9 +299,9 @@ void Dataspace::settle() {
       // Validated against the other slots and against this gate's state (which is
       // csts_'s one state): counting it in cannot break I3 or I5.
       Mode mode = (w & kSlotExclusive) != 0 ? Mode::kExclusive : Mode::kShared;
-      bool enough = take(mode, false,
-                         pin(sl.beg.load(std::memory_order_relaxed),
-                             sl.end.load(std::memory_order_relaxed)));
+      bool enough =
+          take(mode, false,
+               pin(sl.beg.load(std::memory_order_relaxed), sl.end.load(std::memory_order_relaxed)));
       assert(enough);
       (void)enough;
       ++nfolded_;
@@ -314,8 +313,7 @@ void Dataspace::settle() {
 // lk was a slot holder and settle() has folded it: it now lives in csts_ only.
 void Dataspace::unslot(Lock& lk) {
   if (lk.slot_ == Lock::kNoSlot) return;
-  assert((slots_[lk.slot_].word.load(std::memory_order_relaxed) & kSlotStateMask) ==
-         kSlotFolded);
+  assert((slots_[lk.slot_].word.load(std::memory_order_relaxed) & kSlotStateMask) == kSlotFolded);
   slots_[lk.slot_].word.store(kSlotFree, std::memory_order_release);
   lk.slot_ = Lock::kNoSlot;
   --nfolded_;
@@ -402,9 +400,9 @@ bool Dataspace::slot_conflicts(size_t i, uint64_t w, const Lock& lk) const {
     size_t k = (hint + n) % kSlots;
     uint64_t w = slots_[k].word.load(std::memory_order_relaxed);
     // The CAS publishes our presence: seq_cst, ordered before the loads below.
-    if (w == kSlotFree && slots_[k].word.compare_exchange_strong(w, kSlotClaiming,
-                                                                  std::memory_order_seq_cst,
-                                                                  std::memory_order_relaxed)) {
+    if (w == kSlotFree &&
+        slots_[k].word.compare_exchange_strong(w, kSlotClaiming, std::memory_order_seq_cst,
+                                               std::memory_order_relaxed)) {
       i = k;
       break;
     }

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "base/bug.h"
 #include "base/futex.h"
 #include "lwkt/token.h"
 
@@ -25,8 +26,7 @@ thread_local char tls_owner_marker;
 thread_local std::unique_ptr<ThreadPort> tls_owned_port;
 
 [[noreturn]] void ownership_bug(const char* what) {
-  std::fprintf(stderr, "dfly: bug: lwkt: %s\n", what);
-  std::abort();
+  ::dfly::bug("lwkt", what);
 }
 
 // Waits until m is DONE. A thread with a port (me) keeps serving it meanwhile,

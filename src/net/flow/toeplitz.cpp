@@ -3,12 +3,13 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "base/bug.h"
+
 namespace dfly::net {
 namespace {
 
 [[noreturn]] void bug(const char* what) {
-  std::fprintf(stderr, "dfly: bug: net/flow: %s\n", what);
-  std::abort();
+  ::dfly::bug("net/flow", what);
 }
 
 // The 32-bit window of key starting at bit `bit` (bit 0 = MSB of key[0]).

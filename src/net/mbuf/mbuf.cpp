@@ -8,14 +8,14 @@
 #include <cstring>
 #include <new>
 
+#include "base/bug.h"
 #include "net/mbuf/pool.h"
 
 namespace dfly::net {
 namespace {
 
 [[noreturn]] void bug(const char* what) {
-  std::fprintf(stderr, "dfly: bug: net/mbuf: %s\n", what);
-  std::abort();
+  ::dfly::bug("net/mbuf", what);
 }
 
 }  // namespace

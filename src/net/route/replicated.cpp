@@ -6,12 +6,13 @@
 #include <cstdlib>
 #include <string>
 
+#include "base/bug.h"
+
 namespace dfly::net {
 namespace {
 
 [[noreturn]] void bug(const char* what) {
-  std::fprintf(stderr, "dfly: bug: net/route: %s\n", what);
-  std::abort();
+  ::dfly::bug("net/route", what);
 }
 
 }  // namespace
