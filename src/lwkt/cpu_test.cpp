@@ -161,16 +161,21 @@ TEST(System, StopCancelsQueuedMessages) {
   auto sys = start(1);
   std::atomic<bool> release{false};
   // Block cpu0 inside a handler so later messages stay queued.
+  std::atomic<bool> running{false};
   struct Block : Msg {
     std::atomic<bool>* release;
+    std::atomic<bool>* running;
   } b;
   b.release = &release;
+  b.running = &running;
   b.handler = [](Msg* raw) {
     auto* bb = static_cast<Block*>(raw);
+    bb->running->store(true);
     while (!bb->release->load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
     replymsg(bb, 0);
   };
   sendmsg(sys->cpu(0).port(), &b);
+  while (!running.load()) std::this_thread::yield();
   std::vector<std::unique_ptr<Msg>> queued;
   for (int i = 0; i < 100; ++i) {
     queued.push_back(std::make_unique<Msg>([](Msg* raw) { replymsg(raw, 0); }));

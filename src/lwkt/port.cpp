@@ -31,14 +31,10 @@ thread_local std::unique_ptr<ThreadPort> tls_owned_port;
 
 // Waits until m is DONE. A thread with a port (me) keeps serving it meanwhile,
 // or two threads that domsg each other would deadlock; it sleeps in its port and
-// the replier kicks that port. A thread without one sleeps on the flag word.
-//
-// Tokens (token.h) are released while a thread sleeps here, as DragonFly does
-// when a holder blocks. A thread that serves its port while waiting must hold
-// none: the messages it runs meanwhile would run inside its tokens.
+// the replier kicks that port. A thread without one (me == nullptr) sleeps on
+// the flag word, with its tokens (token.h) released, as DragonFly releases a
+// blocked holder's tokens.
 void wait_done(ThreadPort* me, Msg* m) {
-  if (me != nullptr && token_depth() != 0)
-    ownership_bug("a thread with a port waits for a message while holding tokens");
   uint64_t start = monotonic_ns();
   unsigned spins = 0;
   while (!m->done()) {
@@ -64,7 +60,7 @@ void wait_done(ThreadPort* me, Msg* m) {
 // Serves port (the caller's own) until m, whose reply is queued to it, is DONE.
 void pump_until_done(ThreadPort* port, Msg* m) {
   if (token_depth() != 0)
-    ownership_bug("a thread with a port waits for a message while holding tokens");
+    ownership_bug("waitmsg for a reply queued to the caller's port while holding tokens");
   while (!m->done()) {
     if (port->dispatch(64) == 0 && !m->done()) port->wait(kWaitSpinNs, 0);
   }
@@ -84,22 +80,23 @@ void sendmsg(Port* target, Msg* m) {
 int domsg(Port* target, Msg* m) {
   if (!(m->flags.load(std::memory_order_relaxed) & kMsgDone))
     ownership_bug("domsg of a message the caller does not own");
-  ThreadPort* me = tls_port;
-  if (me != nullptr && (target == me || target->owned_by_caller())) {
-    // Self-send: run inline. A handler that defers its reply is waited for
-    // while this thread keeps serving its port.
-    m->flags.store(kMsgSync, std::memory_order_relaxed);
-    m->handler(m);
-    if (!m->done()) wait_done(me, m);
-    return m->error;
-  }
+  // A thread holding tokens does not serve its port while it waits: the
+  // requests it would run meanwhile would run inside its tokens.
+  ThreadPort* me = token_depth() == 0 ? tls_port : nullptr;
+  bool self = tls_port != nullptr && (target == tls_port || target->owned_by_caller());
   // A sync reply never goes through a queue: replymsg sets DONE on the flag
   // word we spin on, and kicks our port (reply_port, borrowed for the trip) only
   // if we went to sleep.
   Port* saved = m->reply_port;
   m->reply_port = me;
   m->flags.store(kMsgSync, std::memory_order_relaxed);
-  target->put(m);
+  if (self) {
+    // Self-send: run inline. A handler that defers its reply is waited for
+    // while this thread keeps serving its port.
+    m->handler(m);
+  } else {
+    target->put(m);
+  }
   wait_done(me, m);
   m->reply_port = saved;
   return m->error;

@@ -314,3 +314,26 @@ TEST(MsgTokens, SleepingSenderReleasesItsTokensForTheTarget) {
 
 }  // namespace
 }  // namespace dfly::lwkt
+
+namespace dfly::lwkt {
+namespace {
+
+// A self-sent domsg whose handler defers the reply to another thread: the
+// sender sleeps in its own port and must be woken by that reply.
+TEST(Msg, SelfDomsgWithDeferredReplyFromAnotherThreadCompletes) {
+  ThreadPort* me = my_port();
+  static std::atomic<Msg*> parked{nullptr};
+  parked = nullptr;
+  std::thread replier([] {
+    Msg* m = nullptr;
+    while ((m = parked.load()) == nullptr) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the sender sleep
+    replymsg(m, 5);
+  });
+  Msg m([](Msg* raw) { parked.store(raw); });
+  EXPECT_EQ(domsg(me, &m), 5);
+  replier.join();
+}
+
+}  // namespace
+}  // namespace dfly::lwkt
