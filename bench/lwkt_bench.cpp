@@ -23,7 +23,9 @@ namespace {
 using lwkt::Msg;
 
 struct Nop : Msg {
-  Nop() { handler = [](Msg* m) { lwkt::replymsg(m, 0); }; }
+  Nop() {
+    handler = [](Msg* m) { lwkt::replymsg(m, 0); };
+  }
 };
 
 constexpr int kRttIters = 200000;
@@ -51,8 +53,10 @@ double rtt_pingpong_ns(lwkt::System& sys) {
   r.handler = [](Msg* raw) {
     auto* rr = static_cast<Responder*>(raw);
     while (!rr->stop.load(std::memory_order_relaxed)) {
-      if (rr->flag.load(std::memory_order_acquire) == 1) rr->flag.store(2, std::memory_order_release);
-      else cpu_relax();
+      if (rr->flag.load(std::memory_order_acquire) == 1)
+        rr->flag.store(2, std::memory_order_release);
+      else
+        cpu_relax();
     }
     lwkt::replymsg(rr, 0);
   };
@@ -196,7 +200,9 @@ int main() {
   }
 
   double a = allocs_per_msg(*sys);
-  std::printf("dfly-bench name=lwkt_allocs_per_msg value=%g unit=allocs baseline=none "
-              "baseline_value=0 ratio=%s\n", a, a == 0 ? "1.000" : "0.000");
+  std::printf(
+      "dfly-bench name=lwkt_allocs_per_msg value=%g unit=allocs baseline=none "
+      "baseline_value=0 ratio=%s\n",
+      a, a == 0 ? "1.000" : "0.000");
   return 0;
 }

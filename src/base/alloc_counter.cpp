@@ -16,7 +16,9 @@ std::atomic<uint64_t> g_allocs{0};
 }
 
 namespace dfly {
-uint64_t heap_allocations() { return g_allocs.load(std::memory_order_relaxed); }
+uint64_t heap_allocations() {
+  return g_allocs.load(std::memory_order_relaxed);
+}
 }  // namespace dfly
 
 extern "C" {
@@ -32,7 +34,9 @@ void* realloc(void* p, size_t n) {
   g_allocs.fetch_add(1, std::memory_order_relaxed);
   return __libc_realloc(p, n);
 }
-void free(void* p) { __libc_free(p); }
+void free(void* p) {
+  __libc_free(p);
+}
 }
 
 void* operator new(size_t n) {
@@ -40,8 +44,18 @@ void* operator new(size_t n) {
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
-void* operator new[](size_t n) { return operator new(n); }
-void operator delete(void* p) noexcept { free(p); }
-void operator delete[](void* p) noexcept { free(p); }
-void operator delete(void* p, size_t) noexcept { free(p); }
-void operator delete[](void* p, size_t) noexcept { free(p); }
+void* operator new[](size_t n) {
+  return operator new(n);
+}
+void operator delete(void* p) noexcept {
+  free(p);
+}
+void operator delete[](void* p) noexcept {
+  free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+  free(p);
+}
+void operator delete[](void* p, size_t) noexcept {
+  free(p);
+}

@@ -37,8 +37,7 @@ inline void futex_wake_all(std::atomic<uint32_t>* word) {
 }
 
 inline void futex_wake_one(std::atomic<uint32_t>* word) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr,
-          0);
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
 // Monotonic nanoseconds (vDSO clock_gettime: no syscall).

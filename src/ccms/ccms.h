@@ -82,12 +82,12 @@ class Lock {
   uint64_t beg_ = 0, end_ = 0;
   Mode mode_ = Mode::kShared;
   Phase phase_ = Phase::kIdle;
-  bool upgrading_ = false;      // queued or acquiring as an upgrade of a shared hold
-  bool internal_ = false;       // set_state's own lock: needs no state
+  bool upgrading_ = false;  // queued or acquiring as an upgrade of a shared hold
+  bool internal_ = false;   // set_state's own lock: needs no state
   static constexpr uint8_t kNoSlot = 0xff;
-  uint8_t slot_ = kNoSlot;      // held through this slot (Dataspace::slots_); a waiter's is
-                                // set by whoever grants it, under mu_
-  Lock* prev_ = nullptr;        // wait queue links, guarded by ds_->mu_
+  uint8_t slot_ = kNoSlot;  // held through this slot (Dataspace::slots_); a waiter's is
+                            // set by whoever grants it, under mu_
+  Lock* prev_ = nullptr;    // wait queue links, guarded by ds_->mu_
   Lock* next_ = nullptr;
   lwkt::Msg* msg_ = nullptr;            // async request to reply when granted
   int error_ = 0;                       // completion status for a sync waiter

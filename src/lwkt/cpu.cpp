@@ -46,7 +46,9 @@ Cpu::~Cpu() {
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
 }
 
-Cpu* Cpu::current() { return tls_cpu; }
+Cpu* Cpu::current() {
+  return tls_cpu;
+}
 
 Status Cpu::watch(FdWatch* w, uint32_t events) {
   struct epoll_event ev = {};
@@ -144,8 +146,8 @@ void Cpu::loop() {
 
 Result<std::unique_ptr<System>> System::start(const SystemOptions& opts) {
   if (opts.ncpus < 0 || opts.ncpus > 1024)
-    return Error(EINVAL, "ncpus must be between 1 and 1024 (0 = all), got " +
-                             std::to_string(opts.ncpus));
+    return Error(EINVAL,
+                 "ncpus must be between 1 and 1024 (0 = all), got " + std::to_string(opts.ncpus));
   std::vector<int> allowed = allowed_cpus();
   int n = opts.ncpus == 0 ? static_cast<int>(allowed.size()) : opts.ncpus;
   std::unique_ptr<System> sys(new System(opts));
@@ -203,6 +205,8 @@ void System::stop() {
   }
 }
 
-System::~System() { stop(); }
+System::~System() {
+  stop();
+}
 
 }  // namespace dfly::lwkt

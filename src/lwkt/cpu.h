@@ -85,9 +85,9 @@ class Cpu {
 };
 
 struct SystemOptions {
-  int ncpus = 0;               // 0: one per CPU this process may run on
-  bool pin = true;             // pin thread i to the i-th allowed CPU
-  uint64_t spin_ns = 50'000;   // busy-poll this long before sleeping
+  int ncpus = 0;              // 0: one per CPU this process may run on
+  bool pin = true;            // pin thread i to the i-th allowed CPU
+  uint64_t spin_ns = 50'000;  // busy-poll this long before sleeping
 };
 
 class System {

@@ -45,9 +45,7 @@ TEST(System, CpusMessageEachOtherSynchronouslyWithoutDeadlock) {
   auto sys = start(2);
   int inner = 0;
   EXPECT_EQ(run_on(sys->cpu(0),
-                   [&] {
-                     run_on(sys->cpu(1), [&] { run_on(sys->cpu(0), [&] { inner = 1; }); });
-                   }),
+                   [&] { run_on(sys->cpu(1), [&] { run_on(sys->cpu(0), [&] { inner = 1; }); }); }),
             0);
   EXPECT_EQ(inner, 1);
 }
@@ -58,9 +56,8 @@ TEST(System, CalloutFiresOnItsCpu) {
     std::atomic<Cpu*> fired_on{nullptr};
   } c;
   run_on(sys->cpu(0), [&] {
-    Cpu::current()->timers().arm(&c, 2'000'000, [](Callout* raw) {
-      static_cast<C*>(raw)->fired_on.store(Cpu::current());
-    });
+    Cpu::current()->timers().arm(
+        &c, 2'000'000, [](Callout* raw) { static_cast<C*>(raw)->fired_on.store(Cpu::current()); });
   });
   for (int i = 0; i < 5000 && c.fired_on.load() == nullptr; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -76,9 +73,8 @@ TEST(System, CalloutWakesASleepingCpu) {
   } c;
   c.fired = &fired;
   run_on(sys->cpu(0), [&] {
-    Cpu::current()->timers().arm(&c, 5'000'000, [](Callout* raw) {
-      static_cast<C*>(raw)->fired->fetch_add(1);
-    });
+    Cpu::current()->timers().arm(&c, 5'000'000,
+                                 [](Callout* raw) { static_cast<C*>(raw)->fired->fetch_add(1); });
   });
   for (int i = 0; i < 5000 && fired.load() == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

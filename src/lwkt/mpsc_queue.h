@@ -36,8 +36,8 @@ class MpscQueue {
     Msg* old = head_.load(std::memory_order_relaxed);
     do {
       m->next.store(old, std::memory_order_relaxed);
-    } while (!head_.compare_exchange_weak(old, m, std::memory_order_seq_cst,
-                                          std::memory_order_relaxed));
+    } while (
+        !head_.compare_exchange_weak(old, m, std::memory_order_seq_cst, std::memory_order_relaxed));
   }
 
   // Consumer only. nullptr when empty.

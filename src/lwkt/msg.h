@@ -60,7 +60,7 @@ struct Msg {
   MsgFn abort_fn = nullptr;         // run by abortmsg() on the aborting thread
   Port* reply_port = nullptr;       // see "Reply policies" above
   std::atomic<uint32_t> flags{kMsgDone};
-  int error = 0;                    // positive errno, 0 on success; set by replymsg
+  int error = 0;  // positive errno, 0 on success; set by replymsg
 };
 
 // Hands m (which the caller must own: done()) to target. Never blocks, never allocates.

@@ -234,7 +234,8 @@ TEST(ThreadPortStress, ManyProducersNoLossNoDuplicateNoReorder) {
   consumer.join();
   EXPECT_EQ(errors.load(), 0);
   EXPECT_EQ(received.load(), static_cast<uint64_t>(kProducers) * kPerProducer);
-  for (int p = 0; p < kProducers; ++p) EXPECT_EQ(next_expected[static_cast<size_t>(p)], kPerProducer);
+  for (int p = 0; p < kProducers; ++p)
+    EXPECT_EQ(next_expected[static_cast<size_t>(p)], kPerProducer);
 }
 
 // A sleeping owner is woken by a producer (no lost wake-up): run many rounds in

@@ -9,7 +9,9 @@ namespace dfly::lwkt {
 namespace {
 
 struct Nop : Msg {
-  Nop() { handler = [](Msg* m) { replymsg(m, 0); }; }
+  Nop() {
+    handler = [](Msg* m) { replymsg(m, 0); };
+  }
 };
 
 TEST(ZeroAlloc, SyncMessagesFromAThreadAllocateNothing) {

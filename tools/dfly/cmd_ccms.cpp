@@ -109,8 +109,7 @@ int run_stress(const StressOptions& o) {
   Counters c;
   uint64_t t0 = monotonic_ns();
   std::vector<std::thread> ts;
-  for (int t = 0; t < o.threads; ++t)
-    ts.emplace_back([&, t] { worker(ds, file, t, o, c); });
+  for (int t = 0; t < o.threads; ++t) ts.emplace_back([&, t] { worker(ds, file, t, o, c); });
   for (auto& t : ts) t.join();
   double secs = static_cast<double>(monotonic_ns() - t0) / 1e9;
   size_t ranges_busy = ds.range_count();

@@ -35,7 +35,9 @@ Summary summarize(std::string path, std::vector<uint64_t>& ns) {
 }
 
 struct NopMsg : lwkt::Msg {
-  NopMsg() { handler = [](lwkt::Msg* m) { lwkt::replymsg(m, 0); }; }
+  NopMsg() {
+    handler = [](lwkt::Msg* m) { lwkt::replymsg(m, 0); };
+  }
 };
 
 std::vector<uint64_t> time_domsg(lwkt::Port* target, int count) {

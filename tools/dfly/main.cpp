@@ -12,12 +12,15 @@ int fail(const std::string& what, const std::string& why) {
   return 1;
 }
 
-int fail(const std::string& what, const Error& e) { return fail(what, e.to_string()); }
+int fail(const std::string& what, const Error& e) {
+  return fail(what, e.to_string());
+}
 
 }  // namespace dfly::cli
 
 int main(int argc, char** argv) {
-  CLI::App app{"dfly: DragonFly BSD's 1.5 plans (message-passing network stack, CCMS, ZFS) in userland"};
+  CLI::App app{
+      "dfly: DragonFly BSD's 1.5 plans (message-passing network stack, CCMS, ZFS) in userland"};
   app.set_version_flag("--version", std::string("dfly ") + DFLY_VERSION);
   app.require_subcommand(1);
   dfly::cli::Action action;
