@@ -24,5 +24,6 @@ int fail(const std::string& what, const Error& e);
 // Each noun adds its subcommand and verbs; the chosen verb stores its action.
 void add_lwkt(CLI::App& app, Action& action);
 void add_ccms(CLI::App& app, Action& action);
+void add_stack(CLI::App& app, Action& action);
 
 }  // namespace dfly::cli

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   dfly::cli::Action action;
   dfly::cli::add_lwkt(app, action);
   dfly::cli::add_ccms(app, action);
+  dfly::cli::add_stack(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,211 @@
+// dfly stack: runs dfly's own IPv4 stack on a TAP device, the Linux kernel on the
+// other side being the peer.
+//   dfly stack run  --tap NAME --addr CIDR [--gateway IP] [--mtu N] [--pcap FILE]
+//                   [--seconds N] [--json]
+//       serves ARP and ICMP echo until SIGINT/SIGTERM (or N seconds); SIGUSR1 prints
+//       the counters; the counters are printed at exit.
+//   dfly stack ping --tap NAME --addr CIDR HOST [--count N] [--size N] [--json]
+//       brings the stack up and pings HOST from it.
+// The TAP lives as long as the command: run it inside a network namespace of
+// your own (README: "Trying the stack").
+#include <fmt/core.h>
+#include <signal.h>
+
+#include <optional>
+#include <string>
+
+#include "base/futex.h"
+#include "cli.h"
+#include "lwkt/cpu.h"
+#include "net/dev/pcap.h"
+#include "net/dev/tap.h"
+#include "net/ip/interface.h"
+#include "net/mbuf/pool.h"
+
+namespace dfly::cli {
+namespace {
+
+struct StackOptions {
+  std::string tap;
+  std::string addr;
+  std::string gateway;
+  uint32_t mtu = 1500;
+  std::string pcap;
+  int seconds = 0;  // 0: until a signal
+  bool json = false;
+  // ping
+  std::string host;
+  int count = 4;
+  int size = 56;
+};
+
+nlohmann::json counters_json(const net::ip::IfCounters& c) {
+  using net::ip::IfCounter;
+  using net::ip::IpDrop;
+  using net::wire::WireDrop;
+  nlohmann::json j, drops = nlohmann::json::object();
+  for (size_t i = 0; i < static_cast<size_t>(IfCounter::kCount); ++i)
+    j[std::string(net::ip::if_counter_name(static_cast<IfCounter>(i)))] = c.events[i];
+  for (size_t i = 0; i < static_cast<size_t>(WireDrop::kCount); ++i)
+    drops[std::string(net::wire::wire_drop_name(static_cast<WireDrop>(i)))] = c.wire_drops[i];
+  for (size_t i = 0; i < static_cast<size_t>(IpDrop::kCount); ++i)
+    drops[std::string(net::ip::ip_drop_name(static_cast<IpDrop>(i)))] = c.drops[i];
+  j["drops"] = drops;
+  return j;
+}
+
+void print_counters(const net::ip::IfCounters& c, bool json) {
+  nlohmann::json j = counters_json(c);
+  if (json) {
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  for (auto& [k, v] : j.items())
+    if (k != "drops") fmt::print("  {:<22} {}\n", k, v.get<uint64_t>());
+  for (auto& [k, v] : j["drops"].items())
+    if (v.get<uint64_t>() != 0) fmt::print("  drop {:<17} {}\n", k, v.get<uint64_t>());
+  std::fflush(stdout);
+}
+
+// Everything a running stack owns, torn down in reverse order by the destructor.
+struct Stack {
+  std::unique_ptr<net::TapDevice> tap;
+  std::unique_ptr<net::PcapWriter> pcap;
+  std::unique_ptr<net::PcapDevice> traced;
+  std::unique_ptr<lwkt::System> sys;
+  std::unique_ptr<net::MbufPool> pool;
+  std::unique_ptr<net::ip::Interface> ifp;
+  ~Stack() {
+    if (ifp) ifp->stop();
+    ifp.reset();
+    if (sys) sys->stop();
+  }
+};
+
+Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
+  auto cidr = net::wire::Ipv4Cidr::parse(o.addr);
+  if (!cidr.ok()) return std::move(cidr).error().with_context("--addr");
+  net::ip::InterfaceConfig cfg;
+  cfg.addr = *cidr;
+  if (!o.gateway.empty()) {
+    auto gw = net::wire::Ipv4Addr::parse(o.gateway);
+    if (!gw.ok()) return std::move(gw).error().with_context("--gateway");
+    cfg.gateway = *gw;
+  }
+  auto st = std::make_unique<Stack>();
+  net::TapConfig tc;
+  tc.name = o.tap;
+  tc.mtu = o.mtu;
+  st->tap = TRY(net::TapDevice::open(tc));
+  net::Device* dev = st->tap.get();
+  if (!o.pcap.empty()) {
+    st->pcap = TRY(net::PcapWriter::create(o.pcap));
+    st->traced = std::make_unique<net::PcapDevice>(*st->tap, *st->pcap);
+    dev = st->traced.get();
+  }
+  lwkt::SystemOptions so;
+  so.ncpus = 1;  // one interface is served by one CPU; flows across CPUs come later
+  st->sys = TRY(lwkt::System::start(so));
+  st->pool = TRY(net::MbufPool::create());
+  st->ifp = TRY(net::ip::Interface::start(st->sys->cpu(0), *dev, *st->pool, cfg));
+  return st;
+}
+
+// Blocks the signals we wait for in every thread (the lwkt threads inherit the
+// mask), so sigtimedwait below is the only place they are taken.
+sigset_t wait_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int run_stack(const StackOptions& o) {
+  sigset_t set = wait_signals();
+  auto st = bring_up(o);
+  if (!st.ok()) return fail("stack run", st.error());
+  auto& ifp = *(*st)->ifp;
+  if (!o.json)
+    fmt::print("dfly stack: {} on {} (mac {}), serving ARP and ICMP echo; Ctrl-C to stop\n", o.addr,
+               (*st)->tap->name(), ifp.mac().to_string());
+  std::fflush(stdout);
+  uint64_t deadline = o.seconds > 0 ? monotonic_ns() + uint64_t(o.seconds) * 1'000'000'000 : 0;
+  for (;;) {
+    struct timespec ts = {1, 0};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGINT || sig == SIGTERM) break;
+    if (sig == SIGUSR1) print_counters(ifp.counters(), o.json);
+    if (deadline != 0 && monotonic_ns() >= deadline) break;
+  }
+  print_counters(ifp.counters(), o.json);
+  return 0;
+}
+
+int run_ping(const StackOptions& o) {
+  auto dst = net::wire::Ipv4Addr::parse(o.host);
+  if (!dst.ok()) return fail("stack ping", std::move(dst).error().with_context("HOST"));
+  wait_signals();
+  auto st = bring_up(o);
+  if (!st.ok()) return fail("stack ping", st.error());
+  auto& ifp = *(*st)->ifp;
+  nlohmann::json replies = nlohmann::json::array();
+  int got = 0;
+  for (int i = 0; i < o.count; ++i) {
+    auto r = ifp.ping(*dst, static_cast<uint16_t>(o.size), 2'000'000'000);
+    if (r.ok()) {
+      ++got;
+      replies.push_back({{"seq", r->seq}, {"bytes", r->payload_len}, {"rtt_us", r->rtt_ns / 1e3}});
+      if (!o.json)
+        fmt::print("{} bytes from {}: icmp_seq={} time={:.3f} ms\n", r->payload_len + 8,
+                   r->from.to_string(), r->seq, r->rtt_ns / 1e6);
+    } else if (!o.json) {
+      fmt::print("icmp_seq={}: {}\n", i, r.error().to_string());
+    }
+  }
+  if (o.json) {
+    fmt::print("{}\n", nlohmann::json{{"host", o.host},
+                                      {"sent", o.count},
+                                      {"received", got},
+                                      {"replies", replies},
+                                      {"counters", counters_json(ifp.counters())}}
+                           .dump(2));
+  } else {
+    fmt::print("{} packets transmitted, {} received\n", o.count, got);
+  }
+  if (got == 0) return fail("stack ping", fmt::format("no reply from {}", o.host));
+  return 0;
+}
+
+void common_options(CLI::App* cmd, StackOptions& o) {
+  cmd->add_option("--tap", o.tap, "TAP device to create (at most 15 characters)")->required();
+  cmd->add_option("--addr", o.addr, "our address and prefix, e.g. 198.18.0.2/24")->required();
+  cmd->add_option("--gateway", o.gateway, "default gateway (on-link)");
+  cmd->add_option("--mtu", o.mtu, "link MTU")->check(CLI::Range(576, 9000));
+  cmd->add_option("--pcap", o.pcap, "record every frame to this pcap file");
+  cmd->add_flag("--json", o.json, "machine-readable output");
+}
+
+}  // namespace
+
+void add_stack(CLI::App& app, Action& action) {
+  auto* noun = app.add_subcommand("stack", "dfly's userland IPv4 stack on a TAP device");
+  noun->require_subcommand(1);
+  auto o = std::make_shared<StackOptions>();
+
+  auto* run = noun->add_subcommand("run", "serve ARP and ICMP echo until SIGINT/SIGTERM");
+  common_options(run, *o);
+  run->add_option("--seconds", o->seconds, "stop after N seconds")->check(CLI::Range(1, 86400));
+  run->callback([o, &action] { action = [o] { return run_stack(*o); }; });
+
+  auto* ping = noun->add_subcommand("ping", "ping HOST from the dfly stack");
+  common_options(ping, *o);
+  ping->add_option("HOST", o->host, "IPv4 address to ping")->required();
+  ping->add_option("--count", o->count, "echo requests to send")->check(CLI::Range(1, 100000));
+  ping->add_option("--size", o->size, "data bytes per request")->check(CLI::Range(0, 8972));
+  ping->callback([o, &action] { action = [o] { return run_ping(*o); }; });
+}
+
+}  // namespace dfly::cli
