@@ -1,9 +1,10 @@
 // dfly stack: runs dfly's own IPv4 stack on a TAP device, the Linux kernel on the
 // other side being the peer.
 //   dfly stack run  --tap NAME --addr CIDR [--gateway IP] [--mtu N] [--pcap FILE]
-//                   [--seconds N] [--json]
-//       serves ARP and ICMP echo until SIGINT/SIGTERM (or N seconds); SIGUSR1 prints
-//       the counters; the counters are printed at exit.
+//                   [--seconds N] [--echo] [--discard] [--json]
+//       serves ARP and ICMP echo (and UDP echo on port 7, discard on port 9) until
+//       SIGINT/SIGTERM (or N seconds); SIGUSR1 prints the counters (with the
+//       services' datagram and byte counts); the counters are printed at exit.
 //   dfly stack ping --tap NAME --addr CIDR HOST [--count N] [--size N] [--json]
 //       brings the stack up and pings HOST from it.
 // The TAP lives as long as the command: run it inside a network namespace of
@@ -20,6 +21,7 @@
 #include "net/dev/pcap.h"
 #include "net/dev/tap.h"
 #include "net/ip/interface.h"
+#include "net/ip/udp_services.h"
 #include "net/mbuf/pool.h"
 
 namespace dfly::cli {
@@ -33,6 +35,8 @@ struct StackOptions {
   std::string pcap;
   int seconds = 0;  // 0: until a signal
   bool json = false;
+  bool echo = false;     // run: UDP echo service (RFC 862, port 7)
+  bool discard = false;  // run: UDP discard service (RFC 863, port 9)
   // ping
   std::string host;
   int count = 4;
@@ -54,14 +58,29 @@ nlohmann::json counters_json(const net::ip::IfCounters& c) {
   return j;
 }
 
-void print_counters(const net::ip::IfCounters& c, bool json) {
+nlohmann::json service_json(const net::ip::UdpService& s) {
+  return {{"port", s.port()},
+          {"datagrams", s.datagrams()},
+          {"bytes", s.bytes()},
+          {"ignored", s.ignored()}};
+}
+
+void print_counters(const net::ip::IfCounters& c, bool json,
+                    const net::ip::UdpService* echo = nullptr,
+                    const net::ip::UdpService* discard = nullptr) {
   nlohmann::json j = counters_json(c);
+  if (echo) j["udp_echo"] = service_json(*echo);
+  if (discard) j["udp_discard"] = service_json(*discard);
   if (json) {
     fmt::print("{}\n", j.dump(2));
     return;
   }
   for (auto& [k, v] : j.items())
-    if (k != "drops") fmt::print("  {:<22} {}\n", k, v.get<uint64_t>());
+    if (k != "drops" && v.is_number()) fmt::print("  {:<22} {}\n", k, v.get<uint64_t>());
+  for (const char* svc : {"udp_echo", "udp_discard"})
+    if (j.contains(svc))
+      fmt::print("  {:<22} {} datagrams, {} bytes\n", svc, j[svc]["datagrams"].get<uint64_t>(),
+                 j[svc]["bytes"].get<uint64_t>());
   for (auto& [k, v] : j["drops"].items())
     if (v.get<uint64_t>() != 0) fmt::print("  drop {:<17} {}\n", k, v.get<uint64_t>());
   std::fflush(stdout);
@@ -75,7 +94,10 @@ struct Stack {
   std::unique_ptr<lwkt::System> sys;
   std::unique_ptr<net::MbufPool> pool;
   std::unique_ptr<net::ip::Interface> ifp;
+  std::unique_ptr<net::ip::UdpService> echo, discard;  // closed before ifp
   ~Stack() {
+    echo.reset();
+    discard.reset();
     if (ifp) ifp->stop();
     ifp.reset();
     if (sys) sys->stop();
@@ -108,6 +130,16 @@ Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
   st->sys = TRY(lwkt::System::start(so));
   st->pool = TRY(net::MbufPool::create());
   st->ifp = TRY(net::ip::Interface::start(st->sys->cpu(0), *dev, *st->pool, cfg));
+  if (o.echo) {
+    auto svc = net::ip::UdpService::echo(*st->ifp);
+    if (!svc.ok()) return std::move(svc).error().with_context("--echo");
+    st->echo = std::move(*svc);
+  }
+  if (o.discard) {
+    auto svc = net::ip::UdpService::discard(*st->ifp);
+    if (!svc.ok()) return std::move(svc).error().with_context("--discard");
+    st->discard = std::move(*svc);
+  }
   return st;
 }
 
@@ -129,18 +161,20 @@ int run_stack(const StackOptions& o) {
   if (!st.ok()) return fail("stack run", st.error());
   auto& ifp = *(*st)->ifp;
   if (!o.json)
-    fmt::print("dfly stack: {} on {} (mac {}), serving ARP and ICMP echo; Ctrl-C to stop\n", o.addr,
-               (*st)->tap->name(), ifp.mac().to_string());
+    fmt::print("dfly stack: {} on {} (mac {}), serving ARP and ICMP echo{}{}; Ctrl-C to stop\n",
+               o.addr, (*st)->tap->name(), ifp.mac().to_string(), o.echo ? ", UDP echo (7)" : "",
+               o.discard ? ", UDP discard (9)" : "");
   std::fflush(stdout);
   uint64_t deadline = o.seconds > 0 ? monotonic_ns() + uint64_t(o.seconds) * 1'000'000'000 : 0;
   for (;;) {
     struct timespec ts = {1, 0};
     int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) break;
-    if (sig == SIGUSR1) print_counters(ifp.counters(), o.json);
+    if (sig == SIGUSR1)
+      print_counters(ifp.counters(), o.json, (*st)->echo.get(), (*st)->discard.get());
     if (deadline != 0 && monotonic_ns() >= deadline) break;
   }
-  print_counters(ifp.counters(), o.json);
+  print_counters(ifp.counters(), o.json, (*st)->echo.get(), (*st)->discard.get());
   return 0;
 }
 
@@ -198,6 +232,8 @@ void add_stack(CLI::App& app, Action& action) {
   auto* run = noun->add_subcommand("run", "serve ARP and ICMP echo until SIGINT/SIGTERM");
   common_options(run, *o);
   run->add_option("--seconds", o->seconds, "stop after N seconds")->check(CLI::Range(1, 86400));
+  run->add_flag("--echo", o->echo, "serve UDP echo (RFC 862) on port 7");
+  run->add_flag("--discard", o->discard, "serve UDP discard (RFC 863) on port 9");
   run->callback([o, &action] { action = [o] { return run_stack(*o); }; });
 
   auto* ping = noun->add_subcommand("ping", "ping HOST from the dfly stack");

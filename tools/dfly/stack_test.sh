@@ -4,6 +4,9 @@
 #   1. `dfly stack run` on TAP dfly0 (198.18.0.2/24); Linux (198.18.0.1) pings it,
 #      with small and 1400-byte echoes; dfly's counters and its pcap agree.
 #   2. `dfly stack ping` on TAP dfly1 (198.18.1.2/24) pings Linux (198.18.1.1).
+#   3. `dfly stack run --echo --discard` on TAP dfly2 (198.18.2.2/24): Linux sends
+#      UDP with socat to echo (1, 512, 1472 bytes; the echoes must match byte for
+#      byte) and 101 datagrams to discard, whose byte count must be exact at exit.
 # usage: stack_test.sh PATH/TO/dfly      (needs root; exit 77 = skipped)
 set -u
 dfly="$(readlink -f "$1")"
@@ -47,4 +50,38 @@ pid=""
 received=$(grep -o '"received": [0-9]*' "$tmp/ping.json" | grep -o '[0-9]*$')
 [ "${received:-0}" -ge 3 ] || fail "dfly got ${received:-0} of 5 replies: $(cat "$tmp/ping.json")"
 echo "ok: dfly pinged Linux ($received of 5 replies; the first may race the address setup)"
+
+"$dfly" stack run --tap dfly2 --addr 198.18.2.2/24 --seconds 60 --json --echo --discard \
+  >"$tmp/udp.json" 2>"$tmp/udp.err" &
+pid=$!
+wait_link dfly2 || fail "dfly2 never appeared"
+ip addr add 198.18.2.1/24 dev dfly2
+for size in 1 512 1472; do
+  head -c "$size" /dev/urandom >"$tmp/echo.in"
+  : >"$tmp/echo.out"
+  for _ in 1 2 3; do  # the first datagram may race the address setup
+    timeout 5 socat -t 1 STDIO UDP:198.18.2.2:7 <"$tmp/echo.in" >"$tmp/echo.out" 2>>"$tmp/socat.err"
+    [ -s "$tmp/echo.out" ] && break
+  done
+  cmp -s "$tmp/echo.in" "$tmp/echo.out" ||
+    fail "UDP echo of $size bytes: got $(stat -c %s "$tmp/echo.out") bytes back, or different ones"
+done
+echo "ok: UDP echo returned 1, 512 and 1472 bytes intact"
+# 100 datagrams of 1472 bytes and one of 7: socat sends one datagram per read.
+head -c 147207 /dev/urandom >"$tmp/discard.in"
+timeout 10 socat -u -b 1472 OPEN:"$tmp/discard.in" UDP-SENDTO:198.18.2.2:9 2>>"$tmp/socat.err" ||
+  fail "socat to discard failed"
+for _ in $(seq 50); do  # SIGUSR1 dumps the counters; poll (bounded) until all arrived
+  kill -USR1 "$pid"
+  sleep 0.1
+  grep -q '"bytes": 147207' "$tmp/udp.json" && break
+done
+kill -INT "$pid"
+wait "$pid" || fail "dfly stack run --echo --discard exited $?"
+pid=""
+final=$(awk '/^{/{doc=""} {doc=doc $0 "\n"} END{printf "%s", doc}' "$tmp/udp.json")
+discard=$(printf '%b' "$final" | sed -n '/"udp_discard"/,/}/p')
+echo "$discard" | grep -q '"bytes": 147207' || fail "discard bytes: $discard"
+echo "$discard" | grep -q '"datagrams": 101' || fail "discard datagrams: $discard"
+echo "ok: UDP discard counted 101 datagrams and 147207 bytes exactly"
 INNER

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "net/ip/ping_msg.h"
+#include "net/ip/udp.h"
 #include "net/wire/arp.h"
 #include "net/wire/drop.h"
 #include "net/wire/ethernet.h"
@@ -94,6 +95,7 @@ void Interface::stop_on_cpu() {
     m = nullptr;
   }
   while (pings_) ping_complete(pings_, ECANCELED);
+  for (auto& [port, sock] : udp_ports_) sock->shutdown_on_cpu();
 }
 
 // --- receive -------------------------------------------------------------
@@ -213,6 +215,8 @@ void Interface::ip_input(Mbuf* m, size_t off) {
   switch (ip->protocol) {
     case wire::kIpProtoIcmp:
       return icmp_input(m, l4_off, l4_len, ip->src, bcast);
+    case wire::kIpProtoUdp:
+      return udp_input(m, l4_off, l4_len, ip->src, ip->dst, bcast);
     default:
       return free_drop(m, IpDrop::kUnknownProtocol);
   }

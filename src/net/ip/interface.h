@@ -16,12 +16,15 @@
 //                  accept our address and broadcasts; fragments counted and
 //                  dropped (reassembly comes separately); ICMP echo request ->
 //                  reply built in place in the received mbuf; echo reply ->
-//                  completes the matching ping
+//                  completes the matching ping; UDP -> checksum, then the
+//                  socket bound to the port (udp.h: queue, parked receive or
+//                  upcall; unbound ports counted kUdpNoSocket)
 //     -> output: route (on-link or default gateway) -> ArpCache::send (held until
 //        resolved) -> Ethernet header prepended in the headroom -> tx batch
 //     -> after the rx batch: one tx_batch for everything produced
 // Steady state allocates nothing: mbufs cycle through the pool's per-CPU caches,
-// the ARP table is fixed, a ping is a message on the caller's stack.
+// the ARP table is fixed, a ping is a message on the caller's stack, and so are
+// a UDP send and receive (the port table allocates only at bind).
 //
 // Where per-CPU protocol threads slot in: ether_input is the only entry for a
 // received packet and takes an Mbuf the handler owns; flow hashing will pick a CPU
@@ -35,6 +38,8 @@
 //   - stop() (also run by the destructor) stops serving and returns every mbuf to
 //     the pool; outstanding pings complete with ECANCELED. The interface must be
 //     stopped before its lwkt::System stops and before the device or pool die.
+//   - UDP sockets (udp.h) must be destroyed before their interface; stop()
+//     cancels their parked receives and frees their queued datagrams.
 //   - start/stop/ping/arp_* block for a message round trip: call them from any
 //     thread except the serving CPU's own. counters() may be called from anywhere.
 #pragma once
@@ -42,6 +47,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 
 #include "base/result.h"
 #include "lwkt/cpu.h"
@@ -52,6 +58,8 @@
 #include "net/wire/addr.h"
 
 namespace dfly::net::ip {
+
+class UdpSocket;
 
 struct InterfaceConfig {
   wire::Ipv4Cidr addr;                    // our address and on-link prefix (1..30 bits)
@@ -94,6 +102,7 @@ class Interface final : private ArpCache::Host {
   struct PingMsg;
 
  private:
+  friend class UdpSocket;  // udp.cpp: sockets live on this CPU's state
   Interface(lwkt::Cpu& cpu, Device& dev, MbufPool& pool, const InterfaceConfig& cfg);
   Status start_on_cpu();
   void stop_on_cpu();
@@ -103,6 +112,9 @@ class Interface final : private ArpCache::Host {
   void arp_input(Mbuf* m, size_t off);
   void ip_input(Mbuf* m, size_t off);
   void icmp_input(Mbuf* m, size_t icmp_off, size_t icmp_len, wire::Ipv4Addr src, bool bcast);
+  void udp_input(Mbuf* m, size_t udp_off, size_t udp_len, wire::Ipv4Addr src, wire::Ipv4Addr dst,
+                 bool bcast);
+  void udp_output(Mbuf* m, wire::Ipv4Addr dst, uint16_t sport, uint16_t dport);
   std::optional<wire::Ipv4Addr> next_hop(wire::Ipv4Addr dst) const;
   void ip_output(Mbuf* m, wire::Ipv4Addr dst, uint8_t proto);
   void eth_output(Mbuf* m, wire::MacAddr dst, uint16_t ethertype);
@@ -139,7 +151,9 @@ class Interface final : private ArpCache::Host {
   uint16_t ip_ident_ = 1;
   uint16_t ping_ident_ = 0;
   uint16_t ping_seq_ = 0;
-  PingMsg* pings_ = nullptr;  // outstanding pings, singly linked
+  PingMsg* pings_ = nullptr;                            // outstanding pings, singly linked
+  std::unordered_map<uint16_t, UdpSocket*> udp_ports_;  // bound sockets (bind allocates)
+  uint16_t udp_ephemeral_ = 49152;                      // next ephemeral port to try
 };
 
 }  // namespace dfly::net::ip

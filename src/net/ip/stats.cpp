@@ -11,6 +11,7 @@ std::string_view if_counter_name(IfCounter c) {
       "icmp_echo_in",     "icmp_echo_reply_out",
       "icmp_echo_out",    "icmp_echo_reply_in",
       "ipv4_in",          "ipv4_out",
+      "udp_in",           "udp_out",
   };
   static_assert(std::size(kNames) == static_cast<size_t>(IfCounter::kCount));
   auto i = static_cast<size_t>(c);
@@ -19,9 +20,9 @@ std::string_view if_counter_name(IfCounter c) {
 
 std::string_view ip_drop_name(IpDrop d) {
   static constexpr std::string_view kNames[] = {
-      "other_host", "unknown_ethertype", "unknown_protocol", "fragment",
-      "no_route",   "arp_timeout",       "arp_hold_full",    "arp_table_full",
-      "no_bufs",    "tx_full",           "icmp_ignored",     "arp_ignored",
+      "other_host",   "unknown_ethertype", "unknown_protocol", "fragment",       "no_route",
+      "arp_timeout",  "arp_hold_full",     "arp_table_full",   "no_bufs",        "tx_full",
+      "icmp_ignored", "arp_ignored",       "udp_no_socket",    "udp_queue_full",
   };
   static_assert(std::size(kNames) == static_cast<size_t>(IpDrop::kCount));
   auto i = static_cast<size_t>(d);

@@ -32,7 +32,9 @@ enum class IfCounter : uint8_t {
   kIcmpEchoReplyIn = 11,  // echo replies that matched an outstanding ping
   kIpv4In = 12,           // IPv4 packets accepted for local delivery
   kIpv4Out = 13,          // IPv4 packets handed to ARP/Ethernet output
-  kCount = 14,
+  kUdpIn = 14,            // UDP datagrams delivered to a socket (or its upcall)
+  kUdpOut = 15,           // UDP datagrams handed to IPv4 output
+  kCount = 16,
 };
 
 // Why the stack (rather than a wire parser) dropped a packet. Never renumber.
@@ -49,7 +51,9 @@ enum class IpDrop : uint8_t {
   kTxFull = 9,            // the device took fewer frames than offered
   kIcmpIgnored = 10,      // ICMP we do not act on (broadcast echo, stray reply, ...)
   kArpIgnored = 11,       // ARP not for us, from outside our subnet, or claiming our address
-  kCount = 12,
+  kUdpNoSocket = 12,      // UDP to a port nobody bound (no ICMP port unreachable yet)
+  kUdpQueueFull = 13,     // UDP for a socket whose receive queue was full
+  kCount = 14,
 };
 
 std::string_view if_counter_name(IfCounter c);
