@@ -1,11 +1,11 @@
 // net/ip: ICMP on an Interface: echo replies (RFC 792, RFC 1122 §3.2.2.6) and
 // ping(), the echo client. Runs on the interface's serving CPU, like the rest of
 // it (interface.h); ping_msg.h says who owns a ping in flight.
-#include <time.h>
-
+#include <algorithm>
 #include <cerrno>
 #include <span>
 
+#include "net/ip/chain.h"
 #include "net/ip/interface.h"
 #include "net/ip/ping_msg.h"
 #include "net/wire/icmp.h"
@@ -17,9 +17,7 @@ using wire::Ipv4Addr;
 
 namespace {
 uint64_t now_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
+  return mono_now_ns();
 }
 }  // namespace
 
@@ -55,10 +53,40 @@ void Interface::icmp_input(Mbuf* m, size_t off, size_t len, Ipv4Addr src, bool b
   ip_output(m, src, wire::kIpProtoIcmp);
 }
 
+// A reassembled ICMP message (a chain): the same as icmp_input without copying
+// it contiguous (it may exceed a cluster). Only echo request/reply matter here.
+void Interface::icmp_chain_input(Mbuf* m, size_t off, size_t len, Ipv4Addr src, bool bcast) {
+  uint8_t hdr[wire::kIcmpHeaderLen];
+  if (len < wire::kIcmpHeaderLen || !m->copy_out(off, sizeof hdr, hdr)) {
+    stats_.wire_drop(wire::WireDrop::kTruncated);
+    return pool_.free(m);
+  }
+  if (chain_sum(m, off, len) != 0xffff) {
+    stats_.wire_drop(wire::WireDrop::kBadChecksum);
+    return pool_.free(m);
+  }
+  auto type = static_cast<IcmpRepr::Type>(hdr[0]);
+  if (type == IcmpRepr::Type::kEchoReply && hdr[1] == 0) return ping_reply_in(m, off, len, src);
+  if (type != IcmpRepr::Type::kEchoRequest || hdr[1] != 0)
+    return free_drop(m, IpDrop::kIcmpIgnored);
+  stats_.add(IfCounter::kIcmpEchoIn);
+  if (bcast || src.is_unspecified() || src.is_broadcast() || src.is_multicast() ||
+      src == cfg_.addr.broadcast())
+    return free_drop(m, IpDrop::kIcmpIgnored);
+  m->adj(off);
+  m->trim(m->pkt.len - len);
+  // Type 8 -> 0: an incremental checksum update (RFC 1624) of the type/code word.
+  uint16_t ck = wire::checksum_update16(uint16_t(hdr[2] << 8 | hdr[3]), uint16_t(hdr[0] << 8), 0);
+  uint8_t fix[4] = {0, 0, uint8_t(ck >> 8), uint8_t(ck)};
+  m->copy_in(0, sizeof fix, fix);
+  stats_.add(IfCounter::kIcmpEchoReplyOut);
+  ip_output(m, src, wire::kIpProtoIcmp);
+}
+
 Result<PingResult> Interface::ping(Ipv4Addr dst, uint16_t payload_len, uint64_t timeout_ns) {
-  if (size_t{payload_len} + wire::kIcmpHeaderLen + wire::kIpv4HeaderLen > dev_.mtu())
-    return Error(EMSGSIZE, "ping: " + std::to_string(payload_len) + " data bytes exceed MTU " +
-                               std::to_string(dev_.mtu()));
+  if (payload_len > kMaxPingPayload)
+    return Error(EMSGSIZE, "ping: " + std::to_string(payload_len) + " data bytes exceed " +
+                               std::to_string(kMaxPingPayload));
   PingMsg p;
   p.handler = ping_start;
   p.ifp = this;
@@ -76,20 +104,35 @@ void Interface::ping_start(lwkt::Msg* raw) {
   Interface* self = p->ifp;
   if (!self->serving_) return lwkt::replymsg(p, ECANCELED);
   if (!self->next_hop(p->dst)) return lwkt::replymsg(p, EHOSTUNREACH);
-  Mbuf* m = self->pool_.get_for(wire::kIcmpHeaderLen + p->payload_len);
-  if (!m) return lwkt::replymsg(p, ENOBUFS);
-  uint16_t seq = self->ping_seq_++;
   size_t len = wire::kIcmpHeaderLen + p->payload_len;
-  uint8_t* d = m->data();
-  for (size_t i = 0; i < p->payload_len; i++) d[wire::kIcmpHeaderLen + i] = ping_pattern(seq, i);
-  IcmpRepr req{.type = IcmpRepr::Type::kEchoRequest,
-               .code = 0,
-               .ident = self->ping_ident_,
-               .seq = seq,
-               .next_hop_mtu = 0,
-               .data = std::span<const uint8_t>(d + wire::kIcmpHeaderLen, p->payload_len)};
-  req.emit(std::span(d, len));
-  m->len = m->pkt.len = static_cast<uint32_t>(len);
+  // One buffer when it fits (a cluster holds up to kClusterSize - kHeadroom),
+  // else a chain: append() adds buffers.
+  Mbuf* m = self->pool_.get_for(std::min<size_t>(len, Mbuf::kClusterSize - Mbuf::kHeadroom));
+  if (!m) return lwkt::replymsg(p, ENOBUFS);
+  uint16_t seq = self->ping_seq_;
+  uint16_t ident = self->ping_ident_;
+  uint8_t chunk[256] = {static_cast<uint8_t>(IcmpRepr::Type::kEchoRequest),
+                        0,
+                        0,
+                        0,
+                        uint8_t(ident >> 8),
+                        uint8_t(ident),
+                        uint8_t(seq >> 8),
+                        uint8_t(seq)};
+  bool ok = m->append(chunk, wire::kIcmpHeaderLen);
+  for (size_t i = 0; ok && i < p->payload_len; i += sizeof chunk) {
+    size_t n = std::min<size_t>(sizeof chunk, p->payload_len - i);
+    for (size_t k = 0; k < n; k++) chunk[k] = ping_pattern(seq, i + k);
+    ok = m->append(chunk, n);
+  }
+  if (!ok) {
+    self->pool_.free(m);
+    return lwkt::replymsg(p, ENOBUFS);
+  }
+  uint16_t ck = wire::checksum_finish(chain_sum(m, 0, len));
+  uint8_t ckb[2] = {uint8_t(ck >> 8), uint8_t(ck)};
+  m->copy_in(2, 2, ckb);
+  self->ping_seq_++;
   p->result = {.from = p->dst, .seq = seq, .payload_len = p->payload_len, .rtt_ns = 0};
   p->sent_ns = now_ns();
   p->next_pending = self->pings_;
@@ -116,14 +159,27 @@ void Interface::ping_complete(PingMsg* p, int error) {
 }
 
 void Interface::ping_reply_in(Mbuf* m, size_t off, size_t len, Ipv4Addr src) {
-  const uint8_t* d = m->data() + off;
+  uint8_t d[wire::kIcmpHeaderLen] = {};
+  m->copy_out(off, sizeof d, d);  // callers checked len >= 8
   uint16_t ident = uint16_t(d[wire::IcmpView::kIdent] << 8 | d[wire::IcmpView::kIdent + 1]);
   uint16_t seq = uint16_t(d[wire::IcmpView::kSeq] << 8 | d[wire::IcmpView::kSeq + 1]);
   PingMsg* p = pings_;
   while (p && !(p->result.seq == seq && p->dst == src)) p = p->next_pending;
   bool ok = p && ident == ping_ident_ && len == wire::kIcmpHeaderLen + p->payload_len;
-  for (size_t i = 0; ok && i < p->payload_len; i++)
-    ok = d[wire::kIcmpHeaderLen + i] == ping_pattern(seq, i);
+  // Compare the data buffer by buffer (a reassembled reply is a chain).
+  size_t skip = off + wire::kIcmpHeaderLen, i = 0;
+  for (const Mbuf* b = m; ok && b && i < len - wire::kIcmpHeaderLen; b = b->m_next) {
+    if (skip >= b->len) {
+      skip -= b->len;
+      continue;
+    }
+    const uint8_t* q = b->data() + skip;
+    size_t n = std::min<size_t>(b->len - skip, p->payload_len - i);
+    for (size_t k = 0; ok && k < n; k++) ok = q[k] == ping_pattern(seq, i + k);
+    i += n;
+    skip = 0;
+  }
+  ok = ok && i == p->payload_len;
   if (!ok) return free_drop(m, IpDrop::kIcmpIgnored);
   stats_.add(IfCounter::kIcmpEchoReplyIn);
   p->result.rtt_ns = now_ns() - p->sent_ns;

@@ -9,11 +9,14 @@
 #include <span>
 #include <string>
 
+#include "net/frag/fragment.h"
+#include "net/ip/chain.h"
 #include "net/ip/ping_msg.h"
 #include "net/ip/udp.h"
 #include "net/wire/arp.h"
 #include "net/wire/drop.h"
 #include "net/wire/ethernet.h"
+#include "net/wire/icmp.h"
 #include "net/wire/ipv4.h"
 
 namespace dfly::net::ip {
@@ -58,6 +61,11 @@ Status Interface::start_on_cpu() {
       return Error(ENOBUFS, "ip: mbuf pool cannot fill the rx ring");
     }
   }
+  reasm_ = std::make_unique<frag::Reassembler>(
+      cfg_.reassembly,
+      [this](const Mbuf& first, const wire::Ipv4Repr& ip) { icmp_time_exceeded(first, ip); });
+  frag_timer_.self = this;
+  frag_out_.reserve(64);  // 1500-byte MTU: a 64 KiB datagram is 45 fragments
   watch_.fd = dev_.rx_fd();
   watch_.fn = on_rx;
   watch_.self = this;
@@ -95,6 +103,8 @@ void Interface::stop_on_cpu() {
     m = nullptr;
   }
   while (pings_) ping_complete(pings_, ECANCELED);
+  cpu_.timers().cancel(&frag_timer_);
+  reasm_.reset();  // frees the held fragments
   for (auto& [port, sock] : udp_ports_) sock->shutdown_on_cpu();
 }
 
@@ -208,18 +218,102 @@ void Interface::ip_input(Mbuf* m, size_t off) {
   DROP_ON_WIRE_ERROR(ip);
   bool bcast = ip->dst.is_broadcast() || ip->dst == cfg_.addr.broadcast();
   if (ip->dst != cfg_.addr.addr && !bcast) return free_drop(m, IpDrop::kOtherHost);
-  if (ip->more_frags || ip->frag_offset != 0) return free_drop(m, IpDrop::kFragment);
+  if (ip->more_frags || ip->frag_offset != 0) return frag_input(m, off, *ip);
+  l4_input(m, off + view->header_len(), view->payload().size(), *ip);
+}
+
+void Interface::l4_input(Mbuf* m, size_t l4_off, size_t l4_len, const wire::Ipv4Repr& ip) {
+  bool bcast = ip.dst.is_broadcast() || ip.dst == cfg_.addr.broadcast();
   stats_.add(IfCounter::kIpv4In);
-  size_t l4_off = off + view->header_len();
-  size_t l4_len = view->payload().size();
-  switch (ip->protocol) {
+  bool chain = m->m_next != nullptr;  // a reassembled datagram
+  switch (ip.protocol) {
     case wire::kIpProtoIcmp:
-      return icmp_input(m, l4_off, l4_len, ip->src, bcast);
+      if (chain) return icmp_chain_input(m, l4_off, l4_len, ip.src, bcast);
+      return icmp_input(m, l4_off, l4_len, ip.src, bcast);
     case wire::kIpProtoUdp:
-      return udp_input(m, l4_off, l4_len, ip->src, ip->dst, bcast);
+      if (chain) return udp_chain_input(m, l4_off, l4_len, ip.src, ip.dst, bcast);
+      return udp_input(m, l4_off, l4_len, ip.src, ip.dst, bcast);
     default:
       return free_drop(m, IpDrop::kUnknownProtocol);
   }
+}
+
+// --- reassembly ----------------------------------------------------------
+
+void Interface::frag_input(Mbuf* m, size_t off, const wire::Ipv4Repr& ip) {
+  if (!reasm_) return free_drop(m, IpDrop::kFragment);
+  stats_.add(IfCounter::kFragmentsIn);
+  m->adj(off);  // the Reassembler takes header + payload (it trims link padding)
+  Result<Mbuf*> r = reasm_->input(m, ip, mono_now_ns());
+  frag_arm();
+  if (!r.ok()) return stats_.drop(IpDrop::kFragment);  // freed; frag_stats() says why
+  Mbuf* d = *r;
+  if (!d) return;  // held
+  stats_.add(IfCounter::kReassembled);
+  // The rebuilt header is at the front of the chain's first buffer.
+  if (d->len < wire::kIpv4HeaderLen) {
+    Mbuf* p = d->pullup(std::min<size_t>(d->pkt.len, 60));
+    if (!p) return free_drop(d, IpDrop::kNoBufs);
+    d = p;
+  }
+  size_t hl = size_t(d->data()[0] & 0x0f) * 4;
+  if (hl < wire::kIpv4HeaderLen || hl > d->pkt.len) return free_drop(d, IpDrop::kFragment);
+  wire::Ipv4Repr whole = ip;
+  whole.more_frags = false;
+  whole.frag_offset = 0;
+  whole.payload_len = static_cast<uint16_t>(d->pkt.len - hl);
+  l4_input(d, hl, d->pkt.len - hl, whole);
+}
+
+void Interface::frag_arm() {
+  uint64_t deadline = reasm_ ? reasm_->next_deadline_ns() : UINT64_MAX;
+  if (deadline == UINT64_MAX) {
+    cpu_.timers().cancel(&frag_timer_);
+    return;
+  }
+  uint64_t now = mono_now_ns();
+  // A little slack so that the wheel's tick rounding never fires it early.
+  cpu_.timers().arm(&frag_timer_, (deadline > now ? deadline - now : 0) + 1'000'000, frag_timeout);
+}
+
+void Interface::frag_timeout(lwkt::Callout* c) {
+  Interface* self = static_cast<FragTimer*>(c)->self;
+  if (!self->reasm_) return;
+  self->reasm_->expire(mono_now_ns());
+  self->frag_arm();
+}
+
+void Interface::icmp_time_exceeded(const Mbuf& first, const wire::Ipv4Repr& ip) {
+  Ipv4Addr src = ip.src;
+  if (!serving_ || src.is_unspecified() || src.is_broadcast() || src.is_multicast() ||
+      src == cfg_.addr.broadcast() || !next_hop(src))
+    return;
+  // RFC 792: the original header plus the first 64 bits of its data.
+  uint8_t vihl = 0;
+  if (!first.copy_out(0, 1, &vihl)) return;
+  size_t quote = std::min<size_t>(first.pkt.len, size_t(vihl & 0x0f) * 4 + 8);
+  Mbuf* m = pool_.get();
+  if (!m) return stats_.drop(IpDrop::kNoBufs);
+  uint8_t* d = m->data();
+  d[0] = static_cast<uint8_t>(wire::IcmpRepr::Type::kTimeExceeded);
+  d[1] = wire::IcmpRepr::kExceededReassembly;
+  std::fill(d + 2, d + wire::kIcmpHeaderLen, uint8_t{0});
+  if (!first.copy_out(0, quote, d + wire::kIcmpHeaderLen)) return pool_.free(m);
+  size_t len = wire::kIcmpHeaderLen + quote;
+  uint16_t ck = wire::internet_checksum(std::span<const uint8_t>(d, len));
+  d[2] = static_cast<uint8_t>(ck >> 8);
+  d[3] = static_cast<uint8_t>(ck);
+  m->len = m->pkt.len = static_cast<uint32_t>(len);
+  stats_.add(IfCounter::kIcmpTimeExceededOut);
+  ip_output(m, src, wire::kIpProtoIcmp);
+}
+
+frag::ReassemblyStats Interface::frag_stats() {
+  frag::ReassemblyStats st;
+  lwkt::run_on(cpu_, [&] {
+    if (reasm_) st = reasm_->stats();
+  });
+  return st;
 }
 
 #undef DROP_ON_WIRE_ERROR
@@ -236,6 +330,8 @@ void Interface::ip_output(Mbuf* m, Ipv4Addr dst, uint8_t proto) {
   std::optional<Ipv4Addr> nh = next_hop(dst);
   if (!nh) return free_drop(m, IpDrop::kNoRoute);
   size_t payload = m->pkt.len;
+  if (payload > wire::kIpv4MaxLen - wire::kIpv4HeaderLen)
+    return free_drop(m, IpDrop::kCantFragment);
   Mbuf* h = m->prepend(wire::kIpv4HeaderLen);
   if (!h) return free_drop(m, IpDrop::kNoBufs);
   wire::Ipv4Repr ip{.src = cfg_.addr.addr,
@@ -246,9 +342,25 @@ void Interface::ip_output(Mbuf* m, Ipv4Addr dst, uint8_t proto) {
                     .payload_len = static_cast<uint16_t>(payload)};
   ip.emit(std::span(h->data(), wire::kIpv4HeaderLen));
   stats_.add(IfCounter::kIpv4Out);
-  if (dst.is_broadcast() || dst == cfg_.addr.broadcast())
-    return eth_output(h, MacAddr::broadcast(), wire::kEtherTypeIpv4);
-  arp_.send(*nh, h);
+  bool bcast = dst.is_broadcast() || dst == cfg_.addr.broadcast();
+  if (h->pkt.len <= dev_.mtu()) {
+    if (bcast) return eth_output(h, MacAddr::broadcast(), wire::kEtherTypeIpv4);
+    return arp_.send(*nh, h);
+  }
+  // Larger than the MTU: fragments (allocates pool buffers, never the heap: the
+  // list was reserved at start).
+  frag_out_.clear();
+  Status st = frag::fragment(h, dev_.mtu(), frag_out_);
+  if (!st.ok())
+    return free_drop(h, st.error().code() == ENOBUFS ? IpDrop::kNoBufs : IpDrop::kCantFragment);
+  stats_.add(IfCounter::kFragmentsOut, frag_out_.size());
+  for (Mbuf* f : frag_out_) {
+    if (bcast)
+      eth_output(f, MacAddr::broadcast(), wire::kEtherTypeIpv4);
+    else
+      arp_.send(*nh, f);
+  }
+  frag_out_.clear();
 }
 
 void Interface::eth_output(Mbuf* m, MacAddr dst, uint16_t ethertype) {

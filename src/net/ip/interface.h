@@ -13,24 +13,37 @@
 //     -> ether_input: Ethernet demux (our MAC or broadcast)
 //          ARP  -> merge into the ArpCache, answer requests for our address
 //          IPv4 -> validate (net/wire; every reject counted by WireDrop reason),
-//                  accept our address and broadcasts; fragments counted and
-//                  dropped (reassembly comes separately); ICMP echo request ->
+//                  accept our address and broadcasts; fragments -> the
+//                  interface's Reassembler (net/frag; owned by this CPU, a callout
+//                  armed for its next_deadline_ns() runs expire(); an expired
+//                  datagram whose first fragment came gets an ICMP time exceeded,
+//                  code 1; drops counted kFragment, reasons in frag_stats()); a
+//                  completed datagram (a chain) continues below; ICMP echo request ->
 //                  reply built in place in the received mbuf; echo reply ->
 //                  completes the matching ping; UDP -> checksum, then the
 //                  socket bound to the port (udp.h: queue, parked receive or
 //                  upcall; unbound ports counted kUdpNoSocket)
-//     -> output: route (on-link or default gateway) -> ArpCache::send (held until
-//        resolved) -> Ethernet header prepended in the headroom -> tx batch
+//     -> output: route (on-link or default gateway) -> fragment() if larger than
+//        the MTU (DF: dropped, kCantFragment) -> ArpCache::send per packet (held
+//        until resolved; at most hold_max, so a big datagram to an unresolved
+//        neighbour loses fragments) -> Ethernet header prepended in the headroom
+//        -> tx batch
 //     -> after the rx batch: one tx_batch for everything produced
 // Steady state allocates nothing: mbufs cycle through the pool's per-CPU caches,
 // the ARP table is fixed, a ping is a message on the caller's stack, and so are
-// a UDP send and receive (the port table allocates only at bind).
+// a UDP send and receive (the port table allocates only at bind). Fragments are
+// the exception: the Reassembler allocates per new datagram (its bookkeeping) and
+// fragment() takes pool buffers; neither runs for unfragmented traffic. Datagrams
+// larger than the MTU are mbuf chains (up to 65535 bytes): ICMP echo and UDP
+// handle chains (checksums over the chain), unfragmented ones stay contiguous.
 //
 // Where per-CPU protocol threads slot in: ether_input is the only entry for a
 // received packet and takes an Mbuf the handler owns; flow hashing will pick a CPU
 // in ip_input and net::dispatch the mbuf there (its embedded message), with the
-// interface's ARP/output state staying on this CPU. ARP is control plane and stays
-// here (DRAGONFLY-NOTES §7.9: no synchronous all-CPU work on a data-plane thread).
+// interface's ARP/output state staying on this CPU. Fragments must then hash on
+// (src, dst) only (reassembly.h) and each CPU own a Reassembler; today the one
+// Reassembler lives here. ARP is control plane and stays here (DRAGONFLY-NOTES
+// §7.9: no synchronous all-CPU work on a data-plane thread).
 //
 // Contract:
 //   - start() returns a serving interface, or EINVAL (bad config), ENOBUFS (the
@@ -48,10 +61,12 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "base/result.h"
 #include "lwkt/cpu.h"
 #include "net/dev/device.h"
+#include "net/frag/reassembly.h"
 #include "net/ip/arp_cache.h"
 #include "net/ip/stats.h"
 #include "net/mbuf/pool.h"
@@ -66,7 +81,8 @@ struct InterfaceConfig {
   std::optional<wire::Ipv4Addr> gateway;  // default route; must be on-link
   int32_t ifindex = 0;                    // stored in received mbufs' pkt.rcvif
   ArpConfig arp;
-  size_t rx_batch = 32;  // frames per rx_batch call (<= kMaxBatch)
+  size_t rx_batch = 32;                // frames per rx_batch call (<= kMaxBatch)
+  frag::ReassemblyOptions reassembly;  // fragment reassembly limits and timeout
 };
 
 struct PingResult {
@@ -88,12 +104,17 @@ class Interface final : private ArpCache::Host {
   void stop();
 
   // Sends one ICMP echo request with payload_len data bytes to dst and waits for
-  // its reply (same ident, seq and data). Errors: EMSGSIZE (does not fit the MTU),
+  // its reply (same ident, seq and data); above MTU - 28 data bytes the request
+  // is fragmented. Errors: EMSGSIZE (more than 65507 data bytes),
   // EHOSTUNREACH (no route), ETIMEDOUT (no reply within timeout_ns), ECANCELED
   // (the interface stopped). A reply that comes later is counted kIcmpIgnored.
   Result<PingResult> ping(wire::Ipv4Addr dst, uint16_t payload_len, uint64_t timeout_ns);
 
+  static constexpr size_t kMaxPingPayload = 65535 - 20 - 8;  // IPv4 max minus headers
+
   IfCounters counters() const { return stats_.snapshot(); }
+  // The Reassembler's statistics (a message round trip; zeros once stopped).
+  frag::ReassemblyStats frag_stats();
   std::optional<wire::MacAddr> arp_lookup(wire::Ipv4Addr ip);
   size_t arp_size();
   wire::MacAddr mac() const { return mac_; }
@@ -111,6 +132,14 @@ class Interface final : private ArpCache::Host {
   void ether_input(Mbuf* m);
   void arp_input(Mbuf* m, size_t off);
   void ip_input(Mbuf* m, size_t off);
+  void frag_input(Mbuf* m, size_t off, const wire::Ipv4Repr& ip);
+  void l4_input(Mbuf* m, size_t l4_off, size_t l4_len, const wire::Ipv4Repr& ip);
+  void frag_arm();
+  static void frag_timeout(lwkt::Callout* c);
+  void icmp_time_exceeded(const Mbuf& first, const wire::Ipv4Repr& ip);
+  void icmp_chain_input(Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, bool bcast);
+  void udp_chain_input(Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, wire::Ipv4Addr dst,
+                       bool bcast);
   void icmp_input(Mbuf* m, size_t icmp_off, size_t icmp_len, wire::Ipv4Addr src, bool bcast);
   void udp_input(Mbuf* m, size_t udp_off, size_t udp_len, wire::Ipv4Addr src, wire::Ipv4Addr dst,
                  bool bcast);
@@ -131,6 +160,9 @@ class Interface final : private ArpCache::Host {
   void arp_drop(Mbuf* m, IpDrop why) override;
 
   struct RxWatch : lwkt::FdWatch {
+    Interface* self = nullptr;
+  };
+  struct FragTimer : lwkt::Callout {
     Interface* self = nullptr;
   };
 
@@ -154,6 +186,9 @@ class Interface final : private ArpCache::Host {
   PingMsg* pings_ = nullptr;                            // outstanding pings, singly linked
   std::unordered_map<uint16_t, UdpSocket*> udp_ports_;  // bound sockets (bind allocates)
   uint16_t udp_ephemeral_ = 49152;                      // next ephemeral port to try
+  std::unique_ptr<frag::Reassembler> reasm_;  // made at start, freed (with its fragments) at stop
+  FragTimer frag_timer_;                      // armed for reasm_->next_deadline_ns()
+  std::vector<Mbuf*> frag_out_;               // fragment()'s output list, reused
 };
 
 }  // namespace dfly::net::ip

@@ -12,6 +12,8 @@ std::string_view if_counter_name(IfCounter c) {
       "icmp_echo_out",    "icmp_echo_reply_in",
       "ipv4_in",          "ipv4_out",
       "udp_in",           "udp_out",
+      "fragments_in",     "reassembled",
+      "fragments_out",    "icmp_time_exceeded_out",
   };
   static_assert(std::size(kNames) == static_cast<size_t>(IfCounter::kCount));
   auto i = static_cast<size_t>(c);
@@ -22,7 +24,7 @@ std::string_view ip_drop_name(IpDrop d) {
   static constexpr std::string_view kNames[] = {
       "other_host",   "unknown_ethertype", "unknown_protocol", "fragment",       "no_route",
       "arp_timeout",  "arp_hold_full",     "arp_table_full",   "no_bufs",        "tx_full",
-      "icmp_ignored", "arp_ignored",       "udp_no_socket",    "udp_queue_full",
+      "icmp_ignored", "arp_ignored",       "udp_no_socket",    "udp_queue_full", "cant_fragment",
   };
   static_assert(std::size(kNames) == static_cast<size_t>(IpDrop::kCount));
   auto i = static_cast<size_t>(d);

@@ -26,15 +26,19 @@ enum class IfCounter : uint8_t {
   kArpRepliesIn = 5,
   kArpRequestsOut = 6,
   kArpRepliesOut = 7,
-  kIcmpEchoIn = 8,        // echo requests received for us
-  kIcmpEchoReplyOut = 9,  // echo replies we sent
-  kIcmpEchoOut = 10,      // echo requests we sent (ping())
-  kIcmpEchoReplyIn = 11,  // echo replies that matched an outstanding ping
-  kIpv4In = 12,           // IPv4 packets accepted for local delivery
-  kIpv4Out = 13,          // IPv4 packets handed to ARP/Ethernet output
-  kUdpIn = 14,            // UDP datagrams delivered to a socket (or its upcall)
-  kUdpOut = 15,           // UDP datagrams handed to IPv4 output
-  kCount = 16,
+  kIcmpEchoIn = 8,            // echo requests received for us
+  kIcmpEchoReplyOut = 9,      // echo replies we sent
+  kIcmpEchoOut = 10,          // echo requests we sent (ping())
+  kIcmpEchoReplyIn = 11,      // echo replies that matched an outstanding ping
+  kIpv4In = 12,               // IPv4 packets accepted for local delivery
+  kIpv4Out = 13,              // IPv4 packets handed to ARP/Ethernet output
+  kUdpIn = 14,                // UDP datagrams delivered to a socket (or its upcall)
+  kUdpOut = 15,               // UDP datagrams handed to IPv4 output
+  kFragmentsIn = 16,          // IPv4 fragments for us handed to the Reassembler
+  kReassembled = 17,          // datagrams the Reassembler completed (then counted kIpv4In)
+  kFragmentsOut = 18,         // fragments sent for datagrams larger than the MTU
+  kIcmpTimeExceededOut = 19,  // ICMP time exceeded (reassembly) sent for expired datagrams
+  kCount = 20,
 };
 
 // Why the stack (rather than a wire parser) dropped a packet. Never renumber.
@@ -42,7 +46,7 @@ enum class IpDrop : uint8_t {
   kOtherHost = 0,         // L2 or L3 destination is not us (no forwarding yet)
   kUnknownEthertype = 1,  // neither IPv4 nor ARP (IPv6, VLAN, ...)
   kUnknownProtocol = 2,   // IPv4 protocol we do not serve
-  kFragment = 3,          // IPv4 fragment (no reassembly yet)
+  kFragment = 3,          // fragment dropped by the Reassembler (frag_stats() says why)
   kNoRoute = 4,           // output: destination neither on-link nor via a gateway
   kArpTimeout = 5,        // output: neighbour never answered ARP
   kArpHoldFull = 6,       // output: too many packets waiting on one neighbour
@@ -53,7 +57,8 @@ enum class IpDrop : uint8_t {
   kArpIgnored = 11,       // ARP not for us, from outside our subnet, or claiming our address
   kUdpNoSocket = 12,      // UDP to a port nobody bound (no ICMP port unreachable yet)
   kUdpQueueFull = 13,     // UDP for a socket whose receive queue was full
-  kCount = 14,
+  kCantFragment = 14,     // output: larger than the MTU and DF set, or fragment() failed
+  kCount = 15,
 };
 
 std::string_view if_counter_name(IfCounter c);

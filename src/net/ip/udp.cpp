@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "net/ip/chain.h"
 #include "net/wire/drop.h"
 #include "net/wire/ipv4.h"
 #include "net/wire/udp.h"
@@ -38,17 +39,53 @@ void Interface::udp_input(Mbuf* m, size_t off, size_t len, Ipv4Addr src, Ipv4Add
   it->second->input_on_cpu(m, {src, udp->src_port}, bcast);
 }
 
+// A reassembled datagram (a chain, maybe larger than a cluster): udp_input's
+// checks with the checksum summed over the chain.
+void Interface::udp_chain_input(Mbuf* m, size_t off, size_t len, Ipv4Addr src, Ipv4Addr dst,
+                                bool bcast) {
+  uint8_t h[wire::kUdpHeaderLen];
+  if (len < sizeof h || !m->copy_out(off, sizeof h, h)) {
+    stats_.wire_drop(wire::WireDrop::kTruncated);
+    return pool_.free(m);
+  }
+  size_t ulen = size_t(h[4]) << 8 | h[5];
+  if (ulen < sizeof h || ulen > len) {
+    stats_.wire_drop(ulen > len ? wire::WireDrop::kTruncated : wire::WireDrop::kBadLength);
+    return pool_.free(m);
+  }
+  if ((h[6] | h[7]) != 0 && chain_sum(m, off, ulen,
+                                      wire::ipv4_pseudo_header_sum(src, dst, wire::kIpProtoUdp,
+                                                                   uint16_t(ulen))) != 0xffff) {
+    stats_.wire_drop(wire::WireDrop::kBadChecksum);
+    return pool_.free(m);
+  }
+  uint16_t sport = uint16_t(h[0] << 8 | h[1]), dport = uint16_t(h[2] << 8 | h[3]);
+  auto it = udp_ports_.find(dport);
+  if (it == udp_ports_.end()) return free_drop(m, IpDrop::kUdpNoSocket);
+  m->adj(off + wire::kUdpHeaderLen);
+  m->trim(m->pkt.len - (ulen - wire::kUdpHeaderLen));
+  it->second->input_on_cpu(m, {src, sport}, bcast);
+}
+
 void Interface::udp_output(Mbuf* m, Ipv4Addr dst, uint16_t sport, uint16_t dport) {
   size_t payload = m->pkt.len;
   Mbuf* h = m->prepend(wire::kUdpHeaderLen);
   if (!h) return free_drop(m, IpDrop::kNoBufs);
-  if (h->m_next) {  // the checksum is computed over contiguous bytes
-    Mbuf* p = h->pullup(h->pkt.len);
-    if (!p) return free_drop(h, IpDrop::kNoBufs);
-    h = p;
+  wire::UdpRepr udp{.src_port = sport, .dst_port = dport, .payload_len = uint16_t(payload)};
+  if (h->m_next) {
+    // A chain (larger than a buffer, or a reassembled payload echoed back): the
+    // header with a zero checksum, then the sum over the chain.
+    uint16_t ulen = uint16_t(wire::kUdpHeaderLen + payload);
+    uint8_t* d = h->data();
+    d[0] = uint8_t(sport >> 8), d[1] = uint8_t(sport), d[2] = uint8_t(dport >> 8);
+    d[3] = uint8_t(dport), d[4] = uint8_t(ulen >> 8), d[5] = uint8_t(ulen), d[6] = d[7] = 0;
+    uint16_t ck = wire::checksum_finish(chain_sum(
+        h, 0, ulen, wire::ipv4_pseudo_header_sum(cfg_.addr.addr, dst, wire::kIpProtoUdp, ulen)));
+    if (ck == 0) ck = 0xffff;  // RFC 768: a computed zero is sent as all ones
+    d[6] = uint8_t(ck >> 8), d[7] = uint8_t(ck);
+  } else {
+    udp.emit(std::span(h->data(), wire::kUdpHeaderLen + payload), cfg_.addr.addr, dst);
   }
-  wire::UdpRepr{.src_port = sport, .dst_port = dport, .payload_len = uint16_t(payload)}.emit(
-      std::span(h->data(), wire::kUdpHeaderLen + payload), cfg_.addr.addr, dst);
   stats_.add(IfCounter::kUdpOut);
   ip_output(h, dst, wire::kIpProtoUdp);
 }
@@ -162,16 +199,20 @@ int UdpSocket::bind_on_cpu(uint16_t port) {
 
 int UdpSocket::send_on_cpu(const UdpEndpoint& to, std::span<const uint8_t> bytes) {
   if (dead_ || !ifp_.serving_) return ECANCELED;
-  if (bytes.size() + wire::kUdpHeaderLen + wire::kIpv4HeaderLen > ifp_.dev_.mtu()) return EMSGSIZE;
+  if (bytes.size() > kMaxPayload) return EMSGSIZE;
   if (to.port == 0) return EINVAL;
   if (!ifp_.next_hop(to.addr)) return EHOSTUNREACH;
   if (port_.load(std::memory_order_relaxed) == 0) {
     if (int e = bind_on_cpu(0); e != 0) return e;
   }
-  Mbuf* m = ifp_.pool_.get_for(bytes.size());
+  // One buffer when it fits (a cluster holds kClusterSize - kHeadroom), else a chain.
+  Mbuf* m =
+      ifp_.pool_.get_for(std::min<size_t>(bytes.size(), Mbuf::kClusterSize - Mbuf::kHeadroom));
   if (!m) return ENOBUFS;
-  if (!bytes.empty()) std::memcpy(m->data(), bytes.data(), bytes.size());
-  m->len = m->pkt.len = static_cast<uint32_t>(bytes.size());
+  if (!bytes.empty() && !m->append(bytes.data(), bytes.size())) {
+    ifp_.pool_.free(m);
+    return ENOBUFS;
+  }
   output_on_cpu(m, to);
   return 0;
 }

@@ -13,8 +13,9 @@
 //   - connect(addr, port): fixes the peer: send() goes there and only datagrams
 //     from it are received (others count kUdpNoSocket). Binds first if unbound.
 //   - sendto(dst, port, bytes) / send(bytes): one datagram, checksum computed;
-//     binds an ephemeral port first if unbound. EMSGSIZE (exceeds MTU - 28; no
-//     fragmentation on output), EHOSTUNREACH (no route), ENOBUFS (pool empty),
+//     binds an ephemeral port first if unbound; above MTU - 28 bytes IP output
+//     fragments it. EMSGSIZE (over kMaxPayload = 65507), EHOSTUNREACH (no
+//     route), ENOBUFS (pool empty),
 //     ENOTCONN (send() on an unconnected socket). Success means handed to IP
 //     output (ARP may still drop it later; counted on the interface).
 //   - recvfrom(buf, timeout_ns): the oldest queued datagram, or waits up to
@@ -25,13 +26,13 @@
 //     ETIMEDOUT/ECANCELED). The caller owns msg again only once it is replied.
 //     abortmsg() is not acted on (no abort_fn yet): destroy the socket to cancel.
 //
-// Receive path (on the CPU, zero allocation): Interface::ip_input -> udp_input
-// verifies the checksum (0 = none; a failure is WireDrop::kBadChecksum), finds
-// the socket by destination port (none: IpDrop::kUdpNoSocket), trims the mbuf to
-// the payload, and either completes the oldest parked receive (copy out, free the
-// mbuf) or appends it to the socket's bounded ring (full: dropped, counted on the
-// socket and as IpDrop::kUdpQueueFull). A socket opened with an upcall (the
-// built-in services) gets every datagram on the CPU instead, and owns the mbuf.
+// Receive path (on the CPU, zero allocation unless fragmented): Interface::ip_input
+// (after reassembly, for fragments) -> udp_input verifies the checksum (0 = none; a failure is
+// WireDrop::kBadChecksum), finds the socket by destination port (none: IpDrop::kUdpNoSocket), trims
+// the mbuf to the payload (a chain if it was reassembled), and either completes the oldest parked
+// receive (copy out, free the mbuf) or appends it to the socket's bounded ring (full: dropped,
+// counted on the socket and as IpDrop::kUdpQueueFull). A socket opened with an upcall (the built-in
+// services) gets every datagram on the CPU instead, and owns the mbuf.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -62,9 +63,9 @@ struct UdpSocketStats {
 };
 
 class UdpSocket;
-// Runs on the serving CPU for every datagram of an upcall socket and owns m, a
-// single contiguous mbuf holding exactly the payload. bcast: sent to a broadcast
-// address (services must not answer those).
+// Runs on the serving CPU for every datagram of an upcall socket and owns m, an
+// mbuf holding exactly the payload (one buffer, or a chain if it was reassembled). bcast: sent to a
+// broadcast address (services must not answer those).
 using UdpUpcall = void (*)(void* ctx, UdpSocket& s, Mbuf* m, const UdpEndpoint& from, bool bcast);
 
 struct UdpSocketConfig {
@@ -76,6 +77,7 @@ struct UdpSocketConfig {
 class UdpSocket {
  public:
   static constexpr size_t kMaxQueue = 1024;
+  static constexpr size_t kMaxPayload = 65535 - 20 - 8;  // IPv4 max minus headers
 
   static Result<std::unique_ptr<UdpSocket>> open(Interface& ifp, const UdpSocketConfig& cfg = {});
   ~UdpSocket();  // unbinds; parked receives complete ECANCELED; queued datagrams freed
