@@ -19,8 +19,8 @@
 // fragments hash addresses only (ports are unknown for non-first fragments, and a
 // UDP "flow" must not be split between fragments and whole datagrams).
 //
-// Byte order: addresses and ports are passed as host-order integers (192.168.0.1
-// is 0xc0a80001) and hashed in network order, the order they have on the wire, as
+// Byte order: addresses and ports are passed as host-order integers (198.18.0.1
+// is 0xc6120001) and hashed in network order, the order they have on the wire, as
 // the RSS spec requires. Input order: saddr, daddr, sport, dport.
 //
 // Thread safety: a Toeplitz is immutable after construction; any number of threads

@@ -51,36 +51,36 @@ std::vector<int> answers(lwkt::System& sys, ReplicatedRoutes& rt, uint32_t addr)
 TEST(ReplicatedRoutes, AddAndDelete_VisibleOnEveryCpuWhenTheyReturn) {
   auto sys = start(4);
   ReplicatedRoutes rt(*sys);
-  ASSERT_TRUE(rt.add(route(ip(10, 0, 0, 0), 8, 7)).ok());
-  EXPECT_EQ(answers(*sys, rt, ip(10, 9, 9, 9)), std::vector<int>(4, 7));
-  ASSERT_TRUE(rt.add(route(ip(10, 9, 0, 0), 16, 8)).ok());
-  EXPECT_EQ(answers(*sys, rt, ip(10, 9, 9, 9)), std::vector<int>(4, 8));
-  ASSERT_TRUE(rt.del(ip(10, 9, 0, 0), 16).ok());
-  EXPECT_EQ(answers(*sys, rt, ip(10, 9, 9, 9)), std::vector<int>(4, 7));
-  ASSERT_TRUE(rt.del(ip(10, 0, 0, 0), 8).ok());
-  EXPECT_EQ(answers(*sys, rt, ip(10, 9, 9, 9)), std::vector<int>(4, -1));
+  ASSERT_TRUE(rt.add(route(ip(198, 0, 0, 0), 8, 7)).ok());
+  EXPECT_EQ(answers(*sys, rt, ip(198, 9, 9, 9)), std::vector<int>(4, 7));
+  ASSERT_TRUE(rt.add(route(ip(198, 9, 0, 0), 16, 8)).ok());
+  EXPECT_EQ(answers(*sys, rt, ip(198, 9, 9, 9)), std::vector<int>(4, 8));
+  ASSERT_TRUE(rt.del(ip(198, 9, 0, 0), 16).ok());
+  EXPECT_EQ(answers(*sys, rt, ip(198, 9, 9, 9)), std::vector<int>(4, 7));
+  ASSERT_TRUE(rt.del(ip(198, 0, 0, 0), 8).ok());
+  EXPECT_EQ(answers(*sys, rt, ip(198, 9, 9, 9)), std::vector<int>(4, -1));
 }
 
 TEST(ReplicatedRoutes, AddExisting_IsEexistFromCpu0AndChangesNothing) {
   auto sys = start(3);
   ReplicatedRoutes rt(*sys);
-  ASSERT_TRUE(rt.add(route(ip(10, 0, 0, 0), 8, 1)).ok());
-  Status s = rt.add(route(ip(10, 0, 0, 0), 8, 2));
+  ASSERT_TRUE(rt.add(route(ip(198, 0, 0, 0), 8, 1)).ok());
+  Status s = rt.add(route(ip(198, 0, 0, 0), 8, 2));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), EEXIST);
-  EXPECT_EQ(answers(*sys, rt, ip(10, 0, 0, 1)), std::vector<int>(3, 1));
+  EXPECT_EQ(answers(*sys, rt, ip(198, 0, 0, 1)), std::vector<int>(3, 1));
   for (int i = 0; i < 3; ++i) lwkt::run_on(sys->cpu(i), [&] { EXPECT_EQ(rt.local().size(), 1u); });
 }
 
 TEST(ReplicatedRoutes, DeleteMissing_IsEnoentAndChangesNothing) {
   auto sys = start(3);
   ReplicatedRoutes rt(*sys);
-  ASSERT_TRUE(rt.add(route(ip(10, 0, 0, 0), 8, 1)).ok());
-  Status s = rt.del(ip(10, 1, 0, 0), 16);
+  ASSERT_TRUE(rt.add(route(ip(198, 0, 0, 0), 8, 1)).ok());
+  Status s = rt.del(ip(198, 1, 0, 0), 16);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), ENOENT);
-  EXPECT_EQ(rt.add(route(ip(10, 0, 0, 1), 8, 1)).error().code(), EINVAL);
-  EXPECT_EQ(answers(*sys, rt, ip(10, 1, 0, 1)), std::vector<int>(3, 1));
+  EXPECT_EQ(rt.add(route(ip(198, 0, 0, 1), 8, 1)).error().code(), EINVAL);
+  EXPECT_EQ(answers(*sys, rt, ip(198, 1, 0, 1)), std::vector<int>(3, 1));
 }
 
 // Many random changes from two control threads at once: every replica ends with
@@ -130,9 +130,9 @@ struct Looker : lwkt::Msg {
 void look(lwkt::Msg* m) {
   auto* l = static_cast<Looker*>(m);
   for (int i = 0; i < 128; ++i) {
-    const Route* r = l->rt->lookup(ip(10, 1, 2, static_cast<uint32_t>(i)));
+    const Route* r = l->rt->lookup(ip(198, 1, 2, static_cast<uint32_t>(i)));
     ++l->lookups;
-    // ifindex == len for every route in this test; 10.1.2.0-127 is outside the /25.
+    // ifindex == len for every route in this test; 198.1.2.0-127 is outside the /25.
     bool whole = r != nullptr && r->ifindex == r->len && (r->len == 8 || r->len == 16);
     if (!whole)
       ++l->bad;
@@ -149,7 +149,7 @@ void look(lwkt::Msg* m) {
 TEST(ReplicatedRoutes, LookupsOnEveryCpuWhileRoutesChange_SeeOnlyWholeStates) {
   auto sys = start(2);
   ReplicatedRoutes rt(*sys);
-  ASSERT_TRUE(rt.add(route(ip(10, 0, 0, 0), 8, 8)).ok());
+  ASSERT_TRUE(rt.add(route(ip(198, 0, 0, 0), 8, 8)).ok());
   std::atomic<bool> stop{false};
   std::vector<Looker> lookers(2);
   for (int i = 0; i < 2; ++i) {
@@ -159,11 +159,11 @@ TEST(ReplicatedRoutes, LookupsOnEveryCpuWhileRoutesChange_SeeOnlyWholeStates) {
     lwkt::sendmsg(sys->cpu(i).port(), &lookers[static_cast<size_t>(i)]);
   }
   for (int round = 0; round < 200; ++round) {
-    ASSERT_TRUE(rt.add(route(ip(10, 1, 0, 0), 16, 16)).ok());
+    ASSERT_TRUE(rt.add(route(ip(198, 1, 0, 0), 16, 16)).ok());
     // Unrelated churn so the trie reshapes under the lookers.
-    ASSERT_TRUE(rt.add(route(ip(10, 1, 2, 128), 25, 25)).ok());
-    ASSERT_TRUE(rt.del(ip(10, 1, 2, 128), 25).ok());
-    ASSERT_TRUE(rt.del(ip(10, 1, 0, 0), 16).ok());
+    ASSERT_TRUE(rt.add(route(ip(198, 1, 2, 128), 25, 25)).ok());
+    ASSERT_TRUE(rt.del(ip(198, 1, 2, 128), 25).ok());
+    ASSERT_TRUE(rt.del(ip(198, 1, 0, 0), 16).ok());
   }
   stop.store(true);
   for (auto& l : lookers) {

@@ -29,7 +29,7 @@
 // replicated.h) or is guarded by its user; const calls may run concurrently with
 // each other but not with add/del.
 //
-// Addresses and prefixes are host-order integers (10.0.0.0/8 is {0x0a000000, 8}).
+// Addresses and prefixes are host-order integers (198.18.0.0/15 is {0xc6120000, 15}).
 #pragma once
 
 #include <cstddef>

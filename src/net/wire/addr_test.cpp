@@ -47,7 +47,7 @@ TEST(Ipv4Cidr, Parse_MaskNetworkContains) {
   EXPECT_EQ(c->to_string(), "198.18.1.7/24");
   EXPECT_EQ(Ipv4Cidr::parse("0.0.0.0/0")->mask(), 0u);
   EXPECT_TRUE(Ipv4Cidr::parse("0.0.0.0/0")->contains(Ipv4Addr(1, 2, 3, 4)));
-  EXPECT_EQ(Ipv4Cidr::parse("10.0.0.1/32")->mask(), 0xffffffffu);
+  EXPECT_EQ(Ipv4Cidr::parse("198.18.0.1/32")->mask(), 0xffffffffu);
 }
 
 TEST(Ipv4Cidr, Parse_RejectsMalformed) {
