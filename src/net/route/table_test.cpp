@@ -42,33 +42,33 @@ TEST(RouteTable, Empty_LookupFindsNothing) {
 
 TEST(RouteTable, DefaultRouteAndMoreSpecific_LongestWins) {
   RouteTable t;
-  ASSERT_TRUE(t.add(route(0, 0, 1, ip(192, 168, 0, 1))).ok());
-  ASSERT_TRUE(t.add(route(ip(10, 0, 0, 0), 8, 2)).ok());
-  ASSERT_TRUE(t.add(route(ip(10, 1, 0, 0), 16, 3)).ok());
-  ASSERT_TRUE(t.add(route(ip(10, 1, 2, 3), 32, 4)).ok());
+  ASSERT_TRUE(t.add(route(0, 0, 1, ip(198, 19, 0, 1))).ok());
+  ASSERT_TRUE(t.add(route(ip(198, 0, 0, 0), 8, 2)).ok());
+  ASSERT_TRUE(t.add(route(ip(198, 1, 0, 0), 16, 3)).ok());
+  ASSERT_TRUE(t.add(route(ip(198, 1, 2, 3), 32, 4)).ok());
   EXPECT_EQ(t.lookup(ip(8, 8, 8, 8))->ifindex, 1);
-  EXPECT_EQ(t.lookup(ip(8, 8, 8, 8))->gateway, ip(192, 168, 0, 1));
-  EXPECT_EQ(t.lookup(ip(10, 2, 0, 1))->ifindex, 2);
-  EXPECT_EQ(t.lookup(ip(10, 1, 9, 9))->ifindex, 3);
-  EXPECT_EQ(t.lookup(ip(10, 1, 2, 3))->ifindex, 4);
-  EXPECT_EQ(t.lookup(ip(10, 1, 2, 4))->ifindex, 3);
+  EXPECT_EQ(t.lookup(ip(8, 8, 8, 8))->gateway, ip(198, 19, 0, 1));
+  EXPECT_EQ(t.lookup(ip(198, 2, 0, 1))->ifindex, 2);
+  EXPECT_EQ(t.lookup(ip(198, 1, 9, 9))->ifindex, 3);
+  EXPECT_EQ(t.lookup(ip(198, 1, 2, 3))->ifindex, 4);
+  EXPECT_EQ(t.lookup(ip(198, 1, 2, 4))->ifindex, 3);
   EXPECT_TRUE(t.check_invariants());
 }
 
 TEST(RouteTable, AddExisting_IsEexistAndKeepsTheOldRoute) {
   RouteTable t;
-  ASSERT_TRUE(t.add(route(ip(10, 0, 0, 0), 8, 1)).ok());
-  Status s = t.add(route(ip(10, 0, 0, 0), 8, 2));
+  ASSERT_TRUE(t.add(route(ip(198, 0, 0, 0), 8, 1)).ok());
+  Status s = t.add(route(ip(198, 0, 0, 0), 8, 2));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), EEXIST);
-  EXPECT_EQ(t.lookup(ip(10, 0, 0, 1))->ifindex, 1);
+  EXPECT_EQ(t.lookup(ip(198, 0, 0, 1))->ifindex, 1);
   EXPECT_EQ(t.size(), 1u);
 }
 
 TEST(RouteTable, DeleteMissing_IsEnoent) {
   RouteTable t;
-  ASSERT_TRUE(t.add(route(ip(10, 0, 0, 0), 8)).ok());
-  Status s = t.del(ip(10, 0, 0, 0), 9);
+  ASSERT_TRUE(t.add(route(ip(198, 0, 0, 0), 8)).ok());
+  Status s = t.del(ip(198, 0, 0, 0), 9);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), ENOENT);
   EXPECT_EQ(t.del(ip(11, 0, 0, 0), 8).error().code(), ENOENT);
@@ -77,9 +77,9 @@ TEST(RouteTable, DeleteMissing_IsEnoent) {
 
 TEST(RouteTable, MalformedPrefix_IsEinval) {
   RouteTable t;
-  EXPECT_EQ(t.add(route(ip(10, 0, 0, 1), 8)).error().code(), EINVAL);
+  EXPECT_EQ(t.add(route(ip(198, 0, 0, 1), 8)).error().code(), EINVAL);
   EXPECT_EQ(t.add(route(0, 33)).error().code(), EINVAL);
-  EXPECT_EQ(t.del(ip(10, 0, 0, 1), 8).error().code(), EINVAL);
+  EXPECT_EQ(t.del(ip(198, 0, 0, 1), 8).error().code(), EINVAL);
 }
 
 // Thousands of random prefixes, added and deleted at random, checked against brute
@@ -91,7 +91,7 @@ TEST(RouteTable, RandomPrefixes_MatchBruteForceLongestPrefix) {
   std::vector<std::pair<uint32_t, uint8_t>> keys;
   auto random_prefix = [&] {
     // Mostly a few hot regions so prefixes nest; lengths spread over 0..32.
-    uint32_t base = (rng() % 4 == 0) ? rng() : (ip(10, 0, 0, 0) | (rng() & 0x00ffffff));
+    uint32_t base = (rng() % 4 == 0) ? rng() : (ip(198, 0, 0, 0) | (rng() & 0x00ffffff));
     uint8_t len = static_cast<uint8_t>(rng() % 4 == 0 ? rng() % 33 : 16 + rng() % 17);
     return std::pair<uint32_t, uint8_t>{base & prefix_mask(len), len};
   };
@@ -102,7 +102,7 @@ TEST(RouteTable, RandomPrefixes_MatchBruteForceLongestPrefix) {
         auto [p, len] = keys[rng() % keys.size()];
         a = p | (rng() & ~prefix_mask(len) & (rng() % 2 ? 0xffffffffu : 0u));
       } else {
-        a = rng() % 2 ? rng() : (ip(10, 0, 0, 0) | (rng() & 0x00ffffff));
+        a = rng() % 2 ? rng() : (ip(198, 0, 0, 0) | (rng() & 0x00ffffff));
       }
       const Route* got = t.lookup(a);
       const Route* want = m.lookup(a);
@@ -151,7 +151,7 @@ TEST(RouteTable, RandomPrefixes_MatchBruteForceLongestPrefix) {
   for (auto [p, len] : keys) ASSERT_TRUE(t.del(p, len).ok());
   EXPECT_EQ(t.size(), 0u);
   EXPECT_TRUE(t.check_invariants());
-  EXPECT_EQ(t.lookup(ip(10, 1, 1, 1)), nullptr);
+  EXPECT_EQ(t.lookup(ip(198, 1, 1, 1)), nullptr);
 }
 
 }  // namespace
