@@ -14,6 +14,7 @@
 
 #include "net/dev/fault_injector.h"
 #include "net/dev/wire_pair.h"
+#include "net/ip/test_util.h"
 #include "net/wire/arp.h"
 #include "net/wire/ethernet.h"
 #include "net/wire/icmp.h"
@@ -27,27 +28,7 @@ using wire::Ipv4Cidr;
 using wire::MacAddr;
 using wire::WireDrop;
 
-constexpr uint64_t kSec = 1'000'000'000;
-const Ipv4Addr kIpA{198, 18, 0, 1}, kIpB{198, 18, 0, 2}, kIpRaw{198, 18, 0, 9};
-
-// Polls pred for at most ~5 s.
-bool eventually(const std::function<bool()>& pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return pred();
-}
-
-InterfaceConfig config(Ipv4Addr a, int32_t ifindex) {
-  return {.addr = Ipv4Cidr{a, 24},
-          .gateway = std::nullopt,
-          .ifindex = ifindex,
-          .arp = {},
-          .rx_batch = 32,
-          .reassembly = {}};
-}
+using namespace testing_util;
 
 struct TwoStacks : testing::Test {
   void start(Device* dev_a = nullptr, Device* dev_b = nullptr, ArpConfig arp = {}) {

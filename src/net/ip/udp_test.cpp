@@ -16,6 +16,7 @@
 #include "lwkt/port.h"
 #include "net/dev/fault_injector.h"
 #include "net/dev/wire_pair.h"
+#include "net/ip/test_util.h"
 #include "net/ip/udp_services.h"
 #include "net/wire/ethernet.h"
 #include "net/wire/ipv4.h"
@@ -27,26 +28,7 @@ namespace {
 using wire::Ipv4Addr;
 using wire::Ipv4Cidr;
 
-constexpr uint64_t kSec = 1'000'000'000;
-const Ipv4Addr kIpA{198, 18, 0, 1}, kIpB{198, 18, 0, 2}, kIpRaw{198, 18, 0, 9};
-
-bool eventually(const std::function<bool()>& pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return pred();
-}
-
-InterfaceConfig config(Ipv4Addr a, int32_t ifindex) {
-  return {.addr = Ipv4Cidr{a, 24},
-          .gateway = std::nullopt,
-          .ifindex = ifindex,
-          .arp = {},
-          .rx_batch = 32,
-          .reassembly = {}};
-}
+using namespace testing_util;
 
 std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
   std::vector<uint8_t> v(n);
