@@ -53,11 +53,14 @@ class WirePair::Ring {
 
   // Consumer. Copies up to bufs.size() frames out; returns how many.
   size_t pop(std::span<FrameBuf> bufs, DevStats& st) {
-    if (kicked_.load(std::memory_order_relaxed)) {
-      kicked_.store(false, std::memory_order_seq_cst);
+    if (kick_.load(std::memory_order_relaxed) == kKicked) {
+      // Drain first, then re-arm: the write being drained is known complete
+      // (kKicked is stored after it), so no write can land after the drain and
+      // leave the fd readable with nobody armed to clear it.
       uint64_t v;
-      ssize_t r = ::read(efd_, &v, sizeof v);  // EAGAIN is fine: already drained
+      ssize_t r = ::read(efd_, &v, sizeof v);
       (void)r;
+      kick_.store(kIdle, std::memory_order_seq_cst);
     }
     uint64_t head = head_.load(std::memory_order_relaxed);
     uint64_t tail = tail_.load(std::memory_order_seq_cst);
@@ -82,13 +85,20 @@ class WirePair::Ring {
   }
 
  private:
+  // kIdle -> kWriting -> kKicked: whoever wins the first step writes the eventfd;
+  // a loser knows a write is done or on its way, and the reader re-arms (back to
+  // kIdle) only after draining a completed write, then re-reads tail.
   void kick() {
-    if (!kicked_.exchange(true, std::memory_order_seq_cst)) {
+    uint8_t idle = kIdle;
+    if (kick_.compare_exchange_strong(idle, kWriting, std::memory_order_seq_cst)) {
       uint64_t one = 1;
       ssize_t r = ::write(efd_, &one, sizeof one);
       (void)r;  // only fails if the counter would overflow: it is readable then
+      kick_.store(kKicked, std::memory_order_seq_cst);
     }
   }
+
+  static constexpr uint8_t kIdle = 0, kWriting = 1, kKicked = 2;
 
   const size_t mask_, slot_size_;
   std::vector<uint8_t> data_;
@@ -96,7 +106,7 @@ class WirePair::Ring {
   const int efd_;
   alignas(64) std::atomic<uint64_t> head_{0};
   alignas(64) std::atomic<uint64_t> tail_{0};
-  alignas(64) std::atomic<bool> kicked_{false};
+  alignas(64) std::atomic<uint8_t> kick_{kIdle};
 };
 
 class WirePair::End final : public Device {

@@ -7,12 +7,14 @@
 // allocation after construction. A frame costs two copies, which is what a real
 // link costs the stack too (DMA in, DMA out).
 //
-// Readiness: each direction has an eventfd, the receiving end's rx_fd(). A `kicked`
-// flag keeps it to at most one eventfd write per empty->non-empty transition:
-// the sender writes the eventfd only if it turned kicked from false to true; the
-// receiver clears kicked before it looks at the ring. Both sides use seq_cst for the
-// flag and the tail, so one of them always sees the other (Dekker): either the
-// receiver finds the frame or the sender finds kicked clear and writes the eventfd.
+// Readiness: each direction has an eventfd, the receiving end's rx_fd(). A kick
+// word (idle -> writing -> kicked) keeps it to at most one eventfd write per
+// empty->non-empty transition: the sender that moves it off idle writes the eventfd
+// and then marks it kicked; the receiver drains the eventfd only once it is marked
+// kicked (so the write is complete and cannot land after the drain), re-arms it to
+// idle, and only then reads tail. Both sides use seq_cst for the word and the tail,
+// so one of them always sees the other (Dekker): either the receiver finds the
+// frame or the sender finds the word idle and writes the eventfd.
 // A receiver that leaves frames behind (its batch was too small) re-kicks itself.
 //
 // Contract: as Device (device.h). Per endpoint, one rx thread and one tx thread; the

@@ -1,9 +1,12 @@
 // WirePair: frames cross in order, in batches, with backpressure and readiness.
 #include "net/dev/wire_pair.h"
 
+#include "base/futex.h"
+
 #include <gtest/gtest.h>
 #include <poll.h>
 
+#include <atomic>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -155,6 +158,46 @@ TEST(WirePair, TwoThreads_AllFramesInOrderNoLostWakeup) {
   EXPECT_TRUE(in_order);
   EXPECT_EQ(next, kFrames);
   EXPECT_EQ(w->b().counters().rx_frames, kFrames);
+}
+
+// The consumer takes exactly one batch per poll() wake-up, as an event loop does,
+// while the producer trickles single frames at jittered moments so that pushes land
+// at every point inside rx_batch (between re-arming readiness and reading the ring).
+// A frame that waits while rx_fd stays unreadable is a lost wake-up: the consumer
+// would sleep forever, so it gives up after a long quiet poll and the test fails.
+TEST(WirePair, TrickledFrames_OneBatchPerWakeup_NeverStranded) {
+  auto w = MUST(WirePair::create({.slots = 1024}));
+  constexpr uint32_t kFrames = 60000;
+  std::atomic<uint32_t> sent{0};
+  std::atomic<bool> give_up{false};  // a stranded consumer stops reading: so must we
+  std::thread producer([&] {
+    Frames out(1);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (uint32_t seq = 0; seq < kFrames && !give_up.load(std::memory_order_relaxed);) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      for (uint64_t spin = x % 2048; spin > 0; spin--) cpu_relax();
+      fill(out.bufs[0], seq);
+      if (w->a().tx_batch(out.bufs) == 1) sent.store(++seq, std::memory_order_release);
+    }
+  });
+  Frames in(4);
+  uint32_t next = 0;
+  bool in_order = true, stranded = false;
+  while (next < kFrames) {
+    pollfd p{w->b().rx_fd(), POLLIN, 0};
+    if (::poll(&p, 1, 2000) == 0) {
+      stranded = sent.load(std::memory_order_acquire) > next;
+      if (stranded || sent.load() == kFrames) break;
+      continue;
+    }
+    size_t k = w->b().rx_batch(in.bufs);
+    for (size_t i = 0; i < k; i++) in_order &= seq_of(in.bufs[i]) == next++;
+  }
+  give_up = true;
+  producer.join();
+  EXPECT_FALSE(stranded) << "frames waited behind an unreadable rx_fd at " << next;
+  EXPECT_TRUE(in_order);
+  EXPECT_EQ(next, kFrames);
 }
 
 }  // namespace
