@@ -21,9 +21,19 @@ using Action = std::function<int()>;
 int fail(const std::string& what, const std::string& why);
 int fail(const std::string& what, const Error& e);
 
-// Each noun adds its subcommand and verbs; the chosen verb stores its action.
-void add_lwkt(CLI::App& app, Action& action);
-void add_ccms(CLI::App& app, Action& action);
-void add_stack(CLI::App& app, Action& action);
+// Each noun (one cmd_<noun>.cpp) adds its subcommand and verbs; the chosen verb
+// stores its action. A noun registers itself at static-initialisation time:
+//   DFLY_CLI_NOUN(30, add_stack);
+// `order` sorts the nouns in --help (lower first); main() knows no noun by name.
+using AddNoun = void (*)(CLI::App& app, Action& action);
+struct NounRegistrar {
+  NounRegistrar(int order, AddNoun add);
+};
+void add_registered_nouns(CLI::App& app, Action& action);
+
+#define DFLY_CLI_NOUN(order, fn)                               \
+  static const ::dfly::cli::NounRegistrar dfly_cli_noun_##fn { \
+    (order), (fn)                                              \
+  }
 
 }  // namespace dfly::cli

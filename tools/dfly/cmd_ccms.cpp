@@ -170,4 +170,6 @@ void add_ccms(CLI::App& app, Action& action) {
   stress->callback([o, &action] { action = [o] { return run_stress(*o); }; });
 }
 
+DFLY_CLI_NOUN(20, add_ccms);
+
 }  // namespace dfly::cli

@@ -99,4 +99,6 @@ void add_lwkt(CLI::App& app, Action& action) {
   ping->callback([o, &action] { action = [o] { return run_ping(*o); }; });
 }
 
+DFLY_CLI_NOUN(10, add_lwkt);
+
 }  // namespace dfly::cli

@@ -244,4 +244,6 @@ void add_stack(CLI::App& app, Action& action) {
   ping->callback([o, &action] { action = [o] { return run_ping(*o); }; });
 }
 
+DFLY_CLI_NOUN(30, add_stack);
+
 }  // namespace dfly::cli

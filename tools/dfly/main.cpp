@@ -1,7 +1,10 @@
 // dfly: the command-line front end. Each noun lives in its own cmd_<noun>.cpp and
 // registers its verbs here; main() only parses and runs the chosen verb.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <utility>
+#include <vector>
 
 #include "cli.h"
 
@@ -16,6 +19,26 @@ int fail(const std::string& what, const Error& e) {
   return fail(what, e.to_string());
 }
 
+namespace {
+// A function-local static: registrars in other files may run before this file's
+// globals are initialised.
+std::vector<std::pair<int, AddNoun>>& nouns() {
+  static std::vector<std::pair<int, AddNoun>> v;
+  return v;
+}
+}  // namespace
+
+NounRegistrar::NounRegistrar(int order, AddNoun add) {
+  nouns().emplace_back(order, add);
+}
+
+void add_registered_nouns(CLI::App& app, Action& action) {
+  auto& v = nouns();
+  std::stable_sort(v.begin(), v.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [order, add] : v) add(app, action);
+}
+
 }  // namespace dfly::cli
 
 int main(int argc, char** argv) {
@@ -24,9 +47,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("dfly ") + DFLY_VERSION);
   app.require_subcommand(1);
   dfly::cli::Action action;
-  dfly::cli::add_lwkt(app, action);
-  dfly::cli::add_ccms(app, action);
-  dfly::cli::add_stack(app, action);
+  dfly::cli::add_registered_nouns(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
