@@ -25,7 +25,8 @@ enum class WireDrop : uint8_t {
   kBadChecksum = 4,      // checksum does not verify
   kUnsupported = 5,      // valid, but not a variant we handle (802.3, ARP for IPv6, ...)
   kMalformed = 6,        // any other field value that the spec forbids
-  kCount = 7,
+  kBadOption = 7,        // a TCP option whose length is wrong or overruns the header
+  kCount = 8,
 };
 
 // "truncated", "bad_version", ... (the tag used in messages).
