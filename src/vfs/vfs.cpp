@@ -1,0 +1,421 @@
+// The VFS proper: the vnode table, reference counting, the name cache, namespace
+// operations and the flusher. Data operations are the VM object's (vm_object.cpp).
+//
+// Theory of operation. One mutex (mu_) guards the vnode table and every vnode's refs
+// and dying flag; it is held only for table lookups and count changes, never across
+// a filesystem call. A namespace operation that removes a name first takes a
+// reference on the victim, so the victim's vnode outlives the removal and its last
+// release reaches Filesystem::forget (the filesystem's cue to free an unlinked
+// inode). The name cache is updated after the filesystem succeeds; a racing lookup
+// may re-add a name being removed only if it resolved it before the removal, and
+// the removal's own cache update comes after, so the cache never keeps a removed name.
+//
+// The flusher wakes every flush_interval_ms, or when a throttled caller kicks it,
+// writes back every dirty vnode and, above 90% of the cache bound, evicts clean
+// pages until under 80%. Callers over the bound wait for it (Cache::throttle).
+#include "vfs/vfs.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+
+#include <condition_variable>
+#include <thread>
+#include <unordered_map>
+
+#include "base/bug.h"
+#include "vfs/namecache.h"
+#include "vfs/vnode.h"
+
+namespace dfly::vfs {
+
+Status Filesystem::reserve(Ino, uint64_t, uint64_t) { return {}; }
+Status Filesystem::fsync(Ino, bool) { return {}; }
+Status Filesystem::open(Ino, int) { return {}; }
+void Filesystem::release(Ino) {}
+void Filesystem::forget(Ino) {}
+Result<std::string> Filesystem::getxattr(Ino, std::string_view) {
+  return Error(ENOTSUP, "vfs: xattrs not supported");
+}
+Status Filesystem::setxattr(Ino, std::string_view, std::string_view, int) {
+  return Error(ENOTSUP, "vfs: xattrs not supported");
+}
+Result<std::vector<std::string>> Filesystem::listxattr(Ino) {
+  return std::vector<std::string>{};
+}
+Status Filesystem::removexattr(Ino, std::string_view) {
+  return Error(ENOTSUP, "vfs: xattrs not supported");
+}
+Status Filesystem::fallocate(Ino, int, uint64_t, uint64_t) {
+  return Error(EOPNOTSUPP, "vfs: fallocate not supported");
+}
+Result<uint64_t> Filesystem::seek_data(Ino ino, uint64_t off, int whence) {
+  Attr a = TRY(getattr(ino));
+  if (off >= a.size) return Error(ENXIO, "vfs: lseek: at or past the end of file");
+  return whence == SEEK_DATA ? off : a.size;
+}
+
+class Vfs::Impl {
+ public:
+  Impl(Filesystem& fs, const CacheConfig& config) : fs(fs), cache(config) {
+    cache.kick = [this] { kick(); };
+    flusher = std::thread([this] { run_flusher(); });
+  }
+  ~Impl() {
+    {
+      std::lock_guard g(fmu);
+      stop = true;
+    }
+    fcv.notify_all();
+    flusher.join();
+    for (auto& [ino, vp] : table) delete vp;  // references a bridge never gave back
+  }
+
+  VnodeRef get(const Attr& a) {
+    std::lock_guard g(mu);
+    auto [it, inserted] = table.try_emplace(a.ino, nullptr);
+    if (inserted)
+      it->second = new Vnode(*this, a.ino, a.mode & S_IFMT, fs, cache,
+                             (a.mode & S_IFMT) == S_IFREG ? a.size : 0);
+    ++it->second->refs;
+    return VnodeRef(it->second);
+  }
+  VnodeRef find(Ino ino) {
+    std::lock_guard g(mu);
+    auto it = table.find(ino);
+    if (it == table.end()) return {};
+    ++it->second->refs;
+    return VnodeRef(it->second);
+  }
+  VnodeRef ref(Vnode& vp) {
+    std::lock_guard g(mu);
+    ++vp.refs;
+    return VnodeRef(&vp);
+  }
+
+  void put(Vnode* vp, uint64_t n) {
+    {
+      std::lock_guard g(mu);
+      if (vp->refs < n) bug("vfs", "vnode reference count underflow");
+      vp->refs -= n;
+      if (vp->refs || vp->dying) return;
+      vp->dying = true;
+    }
+    for (;;) {
+      // Unlinked: nobody can read the data again, so do not write it back.
+      auto a = fs.getattr(vp->ino);
+      if (a.ok() && a->nlink > 0) vp->vm.flush().ignore_error_on_purpose();
+      std::lock_guard g(mu);
+      if (vp->refs) {  // revived by a lookup while we flushed
+        vp->dying = false;
+        return;
+      }
+      table.erase(vp->ino);
+      break;
+    }
+    Ino ino = vp->ino;
+    delete vp;
+    fs.forget(ino);
+  }
+
+  std::vector<VnodeRef> all() {
+    std::vector<VnodeRef> v;
+    std::lock_guard g(mu);
+    v.reserve(table.size());
+    for (auto& [ino, vp] : table) {
+      if (vp->dying) continue;
+      ++vp->refs;
+      v.push_back(VnodeRef(vp));
+    }
+    return v;
+  }
+
+  Status sync() {
+    Status first;
+    for (auto& vp : all()) {
+      Status s = vp->vm.flush();
+      if (!s.ok() && first.ok()) first = std::move(s);
+    }
+    return first;
+  }
+
+  void kick() {
+    {
+      std::lock_guard g(fmu);
+      kicked = true;
+    }
+    fcv.notify_one();
+  }
+
+  void run_flusher() {
+    std::unique_lock lk(fmu);
+    while (!stop) {
+      fcv.wait_for(lk, std::chrono::milliseconds(cache.config.flush_interval_ms),
+                   [&] { return stop || kicked; });
+      kicked = false;
+      lk.unlock();
+      {
+        auto vnodes = all();
+        for (auto& vp : vnodes)
+          if (vp->vm.dirty()) vp->vm.flush().ignore_error_on_purpose();  // fsync reports
+        if (cache.over(90))
+          for (auto& vp : vnodes)
+            if (cache.over(80)) vp->vm.evict();
+      }
+      cache.freed();
+      lk.lock();
+    }
+  }
+
+  Filesystem& fs;
+  Cache cache;
+  NameCache names;
+  std::mutex mu;
+  std::unordered_map<Ino, Vnode*> table;  // guarded by mu
+
+  std::mutex fmu;  // the flusher's wake-up
+  std::condition_variable fcv;
+  bool stop = false, kicked = false;
+  std::thread flusher;
+};
+
+namespace {
+
+Status check_name(std::string_view name) {
+  if (name.empty()) return Error(EINVAL, "vfs: empty name");
+  if (name.size() > 255) return Error(ENAMETOOLONG, "vfs: name longer than 255 bytes");
+  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
+    return Error(EINVAL, "vfs: name contains '/' or NUL");
+  return {};
+}
+
+Status check_new_name(std::string_view name) {
+  TRY(check_name(name));
+  if (name == "." || name == "..") return Error(EEXIST, "vfs: '.' and '..' exist");
+  return {};
+}
+
+Status check_regular(const Vnode& vp) {
+  if (vp.type == S_IFDIR) return Error(EISDIR, "vfs: data I/O on a directory");
+  if (vp.type != S_IFREG) return Error(EINVAL, "vfs: data I/O on a special file");
+  return {};
+}
+
+}  // namespace
+
+VnodeRef& VnodeRef::operator=(VnodeRef&& o) noexcept {
+  if (this != &o) {
+    reset();
+    vp_ = o.vp_;
+    o.vp_ = nullptr;
+  }
+  return *this;
+}
+
+void VnodeRef::reset() {
+  if (vp_) vp_->impl.put(vp_, 1);
+  vp_ = nullptr;
+}
+
+Vfs::Vfs(std::unique_ptr<Filesystem> fs, CacheConfig config)
+    : fs_(std::move(fs)), impl_(std::make_unique<Impl>(*fs_, config)) {}
+
+Vfs::~Vfs() {
+  impl_->sync().ignore_error_on_purpose();  // nowhere left to report it
+  impl_.reset();
+}
+
+Result<VnodeRef> Vfs::root() {
+  Attr a = TRY(fs_->getattr(fs_->root()));
+  return impl_->get(a);
+}
+
+Ino Vfs::ino(const Vnode& vp) { return vp.ino; }
+VnodeRef Vfs::ref(Vnode& vp) { return impl_->ref(vp); }
+void Vfs::put(Vnode* vp, uint64_t n) {
+  if (n) impl_->put(vp, n);
+}
+
+Result<VnodeRef> Vfs::lookup(Vnode& dir, std::string_view name) {
+  TRY(check_name(name));
+  if (dir.type != S_IFDIR) return Error(ENOTDIR, "vfs: lookup in a non-directory");
+  if (name == ".") return impl_->ref(dir);
+  if (auto ino = impl_->names.get(dir.ino, name)) {
+    if (VnodeRef vp = impl_->find(*ino)) return vp;
+  }
+  Attr a = TRY(fs_->lookup(dir.ino, name));
+  if (name != "..") impl_->names.put(dir.ino, name, a.ino);
+  return impl_->get(a);
+}
+
+Result<VnodeRef> Vfs::mknod(Vnode& dir, std::string_view name, uint32_t mode, uint64_t rdev,
+                            const Cred& cred) {
+  TRY(check_new_name(name));
+  Attr a = TRY(fs_->mknod(dir.ino, name, mode, rdev, cred));
+  impl_->names.put(dir.ino, name, a.ino);
+  return impl_->get(a);
+}
+
+Result<VnodeRef> Vfs::mkdir(Vnode& dir, std::string_view name, uint32_t mode, const Cred& cred) {
+  TRY(check_new_name(name));
+  Attr a = TRY(fs_->mkdir(dir.ino, name, mode, cred));
+  impl_->names.put(dir.ino, name, a.ino);
+  return impl_->get(a);
+}
+
+Result<VnodeRef> Vfs::symlink(Vnode& dir, std::string_view name, std::string_view target,
+                              const Cred& cred) {
+  TRY(check_new_name(name));
+  if (target.empty() || target.size() >= 4096)
+    return Error(target.empty() ? ENOENT : ENAMETOOLONG, "vfs: symlink target length");
+  Attr a = TRY(fs_->symlink(dir.ino, name, target, cred));
+  impl_->names.put(dir.ino, name, a.ino);
+  return impl_->get(a);
+}
+
+Result<VnodeRef> Vfs::link(Vnode& vp, Vnode& dir, std::string_view name) {
+  TRY(check_new_name(name));
+  Attr a = TRY(fs_->link(vp.ino, dir.ino, name));
+  impl_->names.put(dir.ino, name, a.ino);
+  return impl_->ref(vp);
+}
+
+Status Vfs::unlink(Vnode& dir, std::string_view name) {
+  VnodeRef victim = TRY(lookup(dir, name));
+  TRY(fs_->unlink(dir.ino, name));
+  impl_->names.remove(dir.ino, name);
+  return {};
+}
+
+Status Vfs::rmdir(Vnode& dir, std::string_view name) {
+  if (name == ".") return Error(EINVAL, "vfs: rmdir of '.'");
+  if (name == "..") return Error(ENOTEMPTY, "vfs: rmdir of '..'");
+  VnodeRef victim = TRY(lookup(dir, name));
+  TRY(fs_->rmdir(dir.ino, name));
+  impl_->names.remove(dir.ino, name);
+  return {};
+}
+
+Status Vfs::rename(Vnode& dir, std::string_view name, Vnode& newdir, std::string_view newname,
+                   unsigned flags) {
+  TRY(check_name(name));
+  TRY(check_new_name(newname));
+  if (name == "." || name == "..") return Error(EBUSY, "vfs: rename of '.' or '..'");
+  if ((flags & ~(kRenameNoReplace | kRenameExchange)) ||
+      flags == (kRenameNoReplace | kRenameExchange))
+    return Error(EINVAL, "vfs: rename: bad flags");
+  auto victim = lookup(newdir, newname);  // keeps a replaced inode alive until forget
+  TRY(fs_->rename(dir.ino, name, newdir.ino, newname, flags));
+  impl_->names.remove(dir.ino, name);
+  impl_->names.remove(newdir.ino, newname);
+  return {};
+}
+
+Result<std::string> Vfs::readlink(Vnode& vp) {
+  if (vp.type != S_IFLNK) return Error(EINVAL, "vfs: readlink of a non-symlink");
+  return fs_->readlink(vp.ino);
+}
+
+Status Vfs::readdir(Vnode& dir, uint64_t after, const std::function<bool(const DirEntry&)>& fill) {
+  if (dir.type != S_IFDIR) return Error(ENOTDIR, "vfs: readdir of a non-directory");
+  return fs_->readdir(dir.ino, after, fill);
+}
+
+Result<Attr> Vfs::getattr(Vnode& vp) {
+  Attr a = TRY(fs_->getattr(vp.ino));
+  if (vp.type == S_IFREG) vp.vm.overlay(a);
+  return a;
+}
+
+Result<Attr> Vfs::setattr(Vnode& vp, const SetAttr& set) {
+  Attr a;
+  if (set.valid & SetAttr::kSize) {
+    if (vp.type == S_IFDIR) return Error(EISDIR, "vfs: truncate of a directory");
+    if (vp.type != S_IFREG) return Error(EINVAL, "vfs: truncate of a special file");
+    a = TRY(vp.vm.truncate(set));
+  } else {
+    // Pending write times must not overwrite times set now: write them back first.
+    if (vp.type == S_IFREG && (set.valid & (SetAttr::kMtime | SetAttr::kMtimeNow)))
+      TRY(vp.vm.flush());
+    a = TRY(fs_->setattr(vp.ino, set));
+  }
+  if (vp.type == S_IFREG) vp.vm.overlay(a);
+  return a;
+}
+
+Status Vfs::open(Vnode& vp, int flags) {
+  TRY(fs_->open(vp.ino, flags));
+  if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && vp.type == S_IFREG) {
+    SetAttr set;
+    set.valid = SetAttr::kSize;
+    auto r = setattr(vp, set);
+    if (!r.ok()) {
+      fs_->release(vp.ino);
+      return std::move(r).error();
+    }
+  }
+  return {};
+}
+
+void Vfs::release(Vnode& vp) { fs_->release(vp.ino); }
+
+Result<size_t> Vfs::read(Vnode& vp, uint64_t off, std::span<std::byte> out) {
+  TRY(check_regular(vp));
+  return vp.vm.read(off, out);
+}
+
+Result<size_t> Vfs::write(Vnode& vp, uint64_t off, std::span<const std::byte> in, bool append) {
+  TRY(check_regular(vp));
+  return vp.vm.write(off, in, append);
+}
+
+Status Vfs::fsync(Vnode& vp, bool datasync) {
+  TRY(vp.vm.flush());
+  return fs_->fsync(vp.ino, datasync);
+}
+
+Status Vfs::sync() { return impl_->sync(); }
+
+Status Vfs::fallocate(Vnode& vp, int mode, uint64_t off, uint64_t len) {
+  TRY(check_regular(vp));
+  if (len == 0) return Error(EINVAL, "vfs: fallocate: zero length");
+  if (mode & FALLOC_FL_PUNCH_HOLE) {
+    if (!(mode & FALLOC_FL_KEEP_SIZE))
+      return Error(EOPNOTSUPP, "vfs: fallocate: punching a hole needs KEEP_SIZE");
+    return vp.vm.invalidate(off, len, [&] { return fs_->fallocate(vp.ino, mode, off, len); });
+  }
+  if (mode & ~FALLOC_FL_KEEP_SIZE) return Error(EOPNOTSUPP, "vfs: fallocate: mode not supported");
+  TRY(fs_->fallocate(vp.ino, mode, off, len));
+  if (!(mode & FALLOC_FL_KEEP_SIZE)) vp.vm.extend(off + len);
+  return {};
+}
+
+Result<uint64_t> Vfs::lseek(Vnode& vp, uint64_t off, int whence) {
+  if (whence != SEEK_DATA && whence != SEEK_HOLE)
+    return Error(EINVAL, "vfs: lseek: only SEEK_DATA and SEEK_HOLE");
+  TRY(check_regular(vp));
+  TRY(vp.vm.flush());  // the filesystem knows holes only of written-back data
+  return fs_->seek_data(vp.ino, off, whence);
+}
+
+Result<StatFs> Vfs::statfs() { return fs_->statfs(); }
+
+Result<std::string> Vfs::getxattr(Vnode& vp, std::string_view name) {
+  return fs_->getxattr(vp.ino, name);
+}
+Status Vfs::setxattr(Vnode& vp, std::string_view name, std::string_view value, int flags) {
+  if (name.empty() || name.size() > 255) return Error(ERANGE, "vfs: xattr name length");
+  if (value.size() > 65536) return Error(E2BIG, "vfs: xattr value over 64 KiB");
+  return fs_->setxattr(vp.ino, name, value, flags);
+}
+Result<std::vector<std::string>> Vfs::listxattr(Vnode& vp) { return fs_->listxattr(vp.ino); }
+Status Vfs::removexattr(Vnode& vp, std::string_view name) {
+  return fs_->removexattr(vp.ino, name);
+}
+
+CacheStats Vfs::stats() const {
+  const Cache& c = impl_->cache;
+  return {c.bytes.load(), c.dirty_bytes.load(), c.hits.load(),
+          c.misses.load(), c.writebacks.load(), c.evictions.load()};
+}
+
+}  // namespace dfly::vfs

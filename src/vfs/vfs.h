@@ -1,0 +1,134 @@
+// The userland VFS: vnodes over a Filesystem (filesystem.h), with a name cache and
+// an offset-range buffer cache, for bridges (FUSE) and in-process callers.
+//
+// A Vnode is the VFS's handle on one inode: reference counted, unique per inode while
+// referenced, carrying its VM object (the cached data, vm_object.h) and its CCMS
+// dataspace (the range locks every data operation takes). read() serves cached
+// ranges without entering the filesystem; write() dirties cached ranges that a
+// flusher thread (and fsync) writes back through Filesystem::strategy. Cache memory
+// is bounded by CacheConfig::max_bytes.
+//
+// Thread-safety: every Vfs call may run concurrently with any other. A VnodeRef is
+// owned by one caller. Namespace operations (create, unlink, rename...) are
+// serialized by the filesystem, not here.
+//
+// Errors are the filesystem's, plus ENAMETOOLONG (a name over 255 bytes), EINVAL
+// (empty name, "." or "..", bad flags) and EISDIR (data I/O on a directory).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "vfs/filesystem.h"
+
+namespace dfly::vfs {
+
+class Vnode;
+class Vfs;
+
+// A counted reference to a vnode; move-only. Empty after a move.
+class VnodeRef {
+ public:
+  VnodeRef() = default;
+  VnodeRef(VnodeRef&& o) noexcept : vp_(o.vp_) { o.vp_ = nullptr; }
+  VnodeRef& operator=(VnodeRef&& o) noexcept;
+  VnodeRef(const VnodeRef&) = delete;
+  VnodeRef& operator=(const VnodeRef&) = delete;
+  ~VnodeRef() { reset(); }
+
+  Vnode* get() const { return vp_; }
+  Vnode& operator*() const { return *vp_; }
+  Vnode* operator->() const { return vp_; }
+  explicit operator bool() const { return vp_ != nullptr; }
+  void reset();
+  // Gives up the reference without dropping it (bridges keeping kernel references);
+  // Vfs::put drops it later.
+  Vnode* release() {
+    Vnode* v = vp_;
+    vp_ = nullptr;
+    return v;
+  }
+
+ private:
+  friend class Vfs;
+  explicit VnodeRef(Vnode* vp) : vp_(vp) {}
+  Vnode* vp_ = nullptr;
+};
+
+struct CacheConfig {
+  uint64_t max_bytes = 256ull << 20;  // cached data, clean and dirty
+  uint32_t flush_interval_ms = 500;   // how old dirty data may get
+};
+
+struct CacheStats {
+  uint64_t bytes = 0, dirty_bytes = 0;
+  uint64_t hits = 0, misses = 0;  // granules found / fetched by read and write
+  uint64_t writebacks = 0, evictions = 0;
+};
+
+class Vfs {
+ public:
+  // Starts the flusher. The Vfs owns fs.
+  Vfs(std::unique_ptr<Filesystem> fs, CacheConfig config = {});
+  ~Vfs();  // writes back all dirty data; every VnodeRef must be gone
+  Vfs(const Vfs&) = delete;
+  Vfs& operator=(const Vfs&) = delete;
+
+  Filesystem& fs() { return *fs_; }
+  Result<VnodeRef> root();
+  static Ino ino(const Vnode& vp);
+  // Another reference to vp; and dropping n references given up by
+  // VnodeRef::release (a bridge's kernel lookups, on forget).
+  VnodeRef ref(Vnode& vp);
+  void put(Vnode* vp, uint64_t n);
+
+  // Namespace. Each returns the (new) vnode; its attributes via getattr.
+  Result<VnodeRef> lookup(Vnode& dir, std::string_view name);
+  Result<VnodeRef> mknod(Vnode& dir, std::string_view name, uint32_t mode, uint64_t rdev,
+                         const Cred& cred);
+  Result<VnodeRef> mkdir(Vnode& dir, std::string_view name, uint32_t mode, const Cred& cred);
+  Result<VnodeRef> symlink(Vnode& dir, std::string_view name, std::string_view target,
+                           const Cred& cred);
+  Result<VnodeRef> link(Vnode& vp, Vnode& dir, std::string_view name);
+  Status unlink(Vnode& dir, std::string_view name);
+  Status rmdir(Vnode& dir, std::string_view name);
+  Status rename(Vnode& dir, std::string_view name, Vnode& newdir, std::string_view newname,
+                unsigned flags);
+  Result<std::string> readlink(Vnode& vp);
+  Status readdir(Vnode& dir, uint64_t after, const std::function<bool(const DirEntry&)>& fill);
+
+  // Attributes: size and times reflect cached writes not yet written back.
+  Result<Attr> getattr(Vnode& vp);
+  Result<Attr> setattr(Vnode& vp, const SetAttr& set);  // kSize under an exclusive lock
+
+  // Data through the buffer cache. read: bytes read (short only at end of file).
+  // write: bytes written; append writes at the end of file, whatever off says.
+  // O_TRUNC in open truncates.
+  Status open(Vnode& vp, int flags);
+  void release(Vnode& vp);
+  Result<size_t> read(Vnode& vp, uint64_t off, std::span<std::byte> out);
+  Result<size_t> write(Vnode& vp, uint64_t off, std::span<const std::byte> in, bool append);
+  Status fsync(Vnode& vp, bool datasync);
+  Status sync();  // every vnode
+  Status fallocate(Vnode& vp, int mode, uint64_t off, uint64_t len);
+  Result<uint64_t> lseek(Vnode& vp, uint64_t off, int whence);  // SEEK_DATA, SEEK_HOLE
+
+  Result<StatFs> statfs();
+  Result<std::string> getxattr(Vnode& vp, std::string_view name);
+  Status setxattr(Vnode& vp, std::string_view name, std::string_view value, int flags);
+  Result<std::vector<std::string>> listxattr(Vnode& vp);
+  Status removexattr(Vnode& vp, std::string_view name);
+
+  CacheStats stats() const;
+
+ private:
+  class Impl;
+  friend class VnodeRef;
+  friend class Vnode;
+  std::unique_ptr<Filesystem> fs_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dfly::vfs

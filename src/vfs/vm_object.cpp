@@ -1,0 +1,393 @@
+// The buffer cache of one vnode.
+//
+// Theory of operation. Cached data lives in pages keyed by offset: a page covers the
+// granule [g, g + kGranule) but holds only its first `cap` bytes (a 4 KiB multiple,
+// grown on demand), so a small file costs a small buffer; the rest of the granule
+// reads as zeros. Bytes of a page past the file size are always zero (truncate
+// zeroes them), so extending a file needs no clearing.
+//
+// Locking. Every data operation holds a CCMS range lock on the vnode's dataspace:
+// read shared over exactly its range, write exclusive over exactly its range, so
+// disjoint writers to one file, even within one page, run in parallel, and a reader
+// never sees part of a write within its range. The one rule that makes this safe:
+//
+//   a page is created, grown, or freed only by a holder of a lock covering the whole
+//   page exclusively; anyone holding a lock that overlaps a page may use its bytes
+//   under that lock, without mu_.
+//
+// A write that would create or grow a page therefore locks its range rounded out to
+// granule boundaries (deciding from a peek, rechecked once locked). A read that
+// misses is the one exception: it creates the page holding only a shared lock over
+// part of it. That is safe because any writer of an absent page holds the whole page
+// and so excludes the reader, a concurrent reader's copy is identical (the first
+// insert wins), and no page can be absent while the filesystem holds stale data
+// (pages leave the cache only clean, or by truncate/punch, which update the
+// filesystem first). Truncate locks from its cut rounded down; eviction takes the
+// whole page with try_lock, skipping pages in use.
+//
+// mu_ guards the page map, the page flags, size_ and the write times; it is never
+// held across filesystem calls or copies. Write-back (flush_page) holds the page
+// shared, so no writer changes it while it is copied to the filesystem, and clears
+// the dirty flag first (a failed write-back sets it again).
+//
+// ENOSPC. Write-back cannot fail for space: before dirtying bytes a write makes the
+// filesystem reserve them (Filesystem::reserve), once per page and size.
+#include "vfs/vm_object.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+namespace dfly::vfs {
+namespace {
+
+// Larger offsets are EFBIG: keeps every rounded range far from ccms::kEnd.
+constexpr uint64_t kMaxFileSize = 1ull << 60;
+
+uint64_t down(uint64_t x) { return x & ~(kGranule - 1); }
+uint64_t up(uint64_t x) { return (x + kGranule - 1) & ~(kGranule - 1); }
+uint32_t round4k(uint64_t n) { return static_cast<uint32_t>((n + 4095) & ~uint64_t{4095}); }
+
+timespec now() {
+  timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return t;
+}
+
+// A held range lock, released on every path out.
+struct Held {
+  explicit Held(ccms::Dataspace& d) : ds(d) {}
+  ~Held() {
+    if (lk.held()) ds.unlock(lk);
+  }
+  ccms::Dataspace& ds;
+  ccms::Lock lk;
+};
+
+}  // namespace
+
+void Cache::throttle() {
+  if (!over(100)) return;
+  kick();
+  std::unique_lock lk(mu_);
+  cv_.wait_for(lk, std::chrono::seconds(2), [&] { return !over(100); });
+}
+
+void Cache::freed() {
+  { std::lock_guard g(mu_); }
+  cv_.notify_all();
+}
+
+VmObject::VmObject(Filesystem& fs, Ino ino, Cache& cache, uint64_t size)
+    : fs_(fs), ino_(ino), cache_(cache), size_(size) {}
+
+VmObject::~VmObject() {
+  while (!pages_.empty()) drop(pages_.begin());
+  cache_.freed();
+}
+
+void VmObject::drop(std::map<uint64_t, Page>::iterator it) {
+  cache_.bytes -= it->second.cap;
+  if (it->second.dirty) {
+    cache_.dirty_bytes -= it->second.cap;
+    --ndirty_;
+  }
+  pages_.erase(it);
+}
+
+Result<VmObject::Page*> VmObject::get(uint64_t g) {
+  {
+    std::lock_guard l(mu_);
+    auto it = pages_.find(g);
+    if (it != pages_.end()) {
+      cache_.hits.fetch_add(1, std::memory_order_relaxed);
+      return &it->second;
+    }
+  }
+  cache_.misses.fetch_add(1, std::memory_order_relaxed);
+  auto buf = std::make_unique<std::byte[]>(kGranule);
+  Bio bio{Bio::Op::kRead, g, {buf.get(), kGranule}, 0};
+  TRY(fs_.strategy(ino_, bio));
+  if (bio.done == 0) return static_cast<Page*>(nullptr);
+  Page p;
+  p.cap = round4k(std::min<uint64_t>(bio.done, kGranule));
+  if (p.cap == kGranule) {
+    p.data = std::move(buf);
+  } else {
+    p.data = std::make_unique<std::byte[]>(p.cap);
+    std::memcpy(p.data.get(), buf.get(), bio.done);
+  }
+  p.reserved = p.cap;  // the filesystem holds these bytes already
+  std::lock_guard l(mu_);
+  auto [it, inserted] = pages_.try_emplace(g, std::move(p));
+  if (inserted) cache_.bytes += it->second.cap;
+  return &it->second;
+}
+
+uint64_t VmObject::grow(Page& p, uint32_t need) {
+  uint32_t cap = std::min<uint32_t>(kGranule, std::max(round4k(need), p.cap * 2));
+  auto data = std::make_unique<std::byte[]>(cap);
+  if (p.cap) std::memcpy(data.get(), p.data.get(), p.cap);
+  std::lock_guard l(mu_);
+  uint64_t delta = cap - p.cap;
+  cache_.bytes += delta;
+  if (p.dirty) cache_.dirty_bytes += delta;
+  p.data = std::move(data);
+  p.cap = cap;
+  return delta;
+}
+
+Result<size_t> VmObject::read(uint64_t off, std::span<std::byte> out) {
+  if (out.empty()) return size_t{0};
+  cache_.throttle();
+  Held h(ds_);
+  TRY(ds_.lock(h.lk, ccms::Range::of(off, out.size()), ccms::Mode::kShared));
+  uint64_t size;
+  {
+    std::lock_guard l(mu_);
+    size = size_;
+  }
+  if (off >= size) return size_t{0};
+  uint64_t end = off + std::min<uint64_t>(out.size(), size - off);
+  for (uint64_t g = down(off); g < end; g += kGranule) {
+    uint64_t a = std::max(off, g) - g, b = std::min(end, g + kGranule) - g;
+    std::byte* dst = out.data() + (g + a - off);
+    Page* p = TRY(get(g));
+    uint64_t have = p ? std::min<uint64_t>(b, std::max<uint64_t>(a, p->cap)) : a;
+    if (have > a) std::memcpy(dst, p->data.get() + a, have - a);
+    if (b > have) std::memset(dst + (have - a), 0, b - have);
+  }
+  return static_cast<size_t>(end - off);
+}
+
+Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool append) {
+  if (in.empty()) return size_t{0};
+  cache_.throttle();
+  bool whole = false;  // lock whole pages: some page must be created or grown
+  for (;;) {
+    if (append) {
+      std::lock_guard l(mu_);
+      off = size_;
+    }
+    if (off > kMaxFileSize || in.size() > kMaxFileSize - off)
+      return Error(EFBIG, "vfs: write: past the maximum file size");
+    uint64_t end = off + in.size();
+    auto needs_whole = [&] {
+      std::lock_guard l(mu_);
+      for (uint64_t g = down(off); g < end; g += kGranule) {
+        auto it = pages_.find(g);
+        if (it == pages_.end() || it->second.cap < std::min(end, g + kGranule) - g) return true;
+      }
+      return false;
+    };
+    whole = whole || needs_whole();
+    ccms::Range r = append ? ccms::Range::from(down(off))
+                    : whole ? ccms::Range{down(off), up(end)}
+                            : ccms::Range{off, end};
+    Held h(ds_);
+    TRY(ds_.lock(h.lk, r, ccms::Mode::kExclusive));
+    if (append) {
+      std::lock_guard l(mu_);
+      if (size_ != off) continue;  // grew before we locked: lock again at the new end
+    }
+    if (!whole && !append && needs_whole()) {
+      whole = true;
+      continue;
+    }
+    size_t done = 0;
+    for (uint64_t g = down(off); g < end; g += kGranule) {
+      uint64_t a = std::max(off, g) - g, b = std::min(end, g + kGranule) - g;
+      Page* p;
+      {
+        std::lock_guard l(mu_);
+        auto it = pages_.find(g);
+        p = it == pages_.end() ? nullptr : &it->second;
+      }
+      // Create the page: from the filesystem if the granule holds old data that this
+      // write does not entirely replace.
+      if (!p) {
+        uint64_t size;
+        {
+          std::lock_guard l(mu_);
+          size = size_;
+        }
+        if (g < size && !(a == 0 && b >= std::min<uint64_t>(kGranule, size - g))) {
+          auto got = get(g);
+          if (!got.ok()) return done ? Result<size_t>(done) : std::move(got).error();
+          p = *got;
+        }
+        if (!p) {
+          std::lock_guard l(mu_);
+          p = &pages_.try_emplace(g).first->second;
+        }
+      }
+      if (p->cap < b) grow(*p, static_cast<uint32_t>(b));
+      if (p->reserved < b) {
+        uint32_t want = round4k(b);
+        Status s = fs_.reserve(ino_, g, want);
+        if (!s.ok()) return done ? Result<size_t>(done) : std::move(s).error();
+        std::lock_guard l(mu_);
+        p->reserved = std::max(p->reserved, want);
+      }
+      std::memcpy(p->data.get() + a, in.data() + done, b - a);
+      done += b - a;
+      std::lock_guard l(mu_);
+      if (!p->dirty) {
+        p->dirty = true;
+        ++ndirty_;
+        cache_.dirty_bytes += p->cap;
+      }
+      size_ = std::max(size_, g + b);
+      mtime_ = now();
+      times_dirty_ = true;
+    }
+    ds_.mark_modified(h.lk);
+    return done;
+  }
+}
+
+Result<Attr> VmObject::truncate(const SetAttr& set) {
+  uint64_t size = set.size;
+  if (size > kMaxFileSize) return Error(EFBIG, "vfs: truncate: past the maximum file size");
+  Held h(ds_);
+  TRY(ds_.lock(h.lk, ccms::Range::from(down(size)), ccms::Mode::kExclusive));
+  // The filesystem first: if it fails, the cache still matches it.
+  Attr a = TRY(fs_.setattr(ino_, set));
+  std::lock_guard l(mu_);
+  for (auto it = pages_.lower_bound(down(size)); it != pages_.end();) {
+    if (it->first >= size) {
+      drop(it++);
+      continue;
+    }
+    Page& p = it->second;
+    uint64_t keep = size - it->first;
+    if (keep < p.cap) std::memset(p.data.get() + keep, 0, p.cap - keep);
+    p.reserved = std::min(p.reserved, round4k(keep));
+    ++it;
+  }
+  size_ = size;
+  times_dirty_ = false;  // the filesystem's times are newer
+  cache_.freed();
+  return a;
+}
+
+Status VmObject::flush_page(uint64_t g) {
+  Held h(ds_);
+  TRY(ds_.lock(h.lk, ccms::Range{g, g + kGranule}, ccms::Mode::kShared));
+  Page* p;
+  uint64_t len;
+  {
+    std::lock_guard l(mu_);
+    auto it = pages_.find(g);
+    if (it == pages_.end() || !it->second.dirty) return {};
+    p = &it->second;
+    p->dirty = false;
+    --ndirty_;
+    cache_.dirty_bytes -= p->cap;
+    len = size_ > g ? std::min<uint64_t>(p->cap, size_ - g) : 0;
+  }
+  Bio bio{Bio::Op::kWrite, g, {p->data.get(), len}, 0};
+  Status s = len ? fs_.strategy(ino_, bio) : Status{};
+  if (!s.ok()) {
+    std::lock_guard l(mu_);
+    if (!p->dirty) {
+      p->dirty = true;
+      ++ndirty_;
+      cache_.dirty_bytes += p->cap;
+    }
+    return s;
+  }
+  cache_.writebacks.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+Status VmObject::flush() {
+  std::vector<uint64_t> dirty;
+  {
+    std::lock_guard l(mu_);
+    for (auto& [g, p] : pages_)
+      if (p.dirty) dirty.push_back(g);
+  }
+  Status first;
+  for (uint64_t g : dirty) {
+    Status s = flush_page(g);
+    if (!s.ok() && first.ok()) first = std::move(s);
+  }
+  SetAttr set;
+  {
+    std::lock_guard l(mu_);
+    if (!times_dirty_ || ndirty_) return first;
+    times_dirty_ = false;
+    set.valid = SetAttr::kMtime | SetAttr::kCtime;
+    set.mtime = set.ctime = mtime_;
+  }
+  auto r = fs_.setattr(ino_, set);
+  if (!r.ok() && first.ok()) first = std::move(r).error();
+  return first;
+}
+
+uint64_t VmObject::evict() {
+  std::vector<uint64_t> clean;
+  {
+    std::lock_guard l(mu_);
+    for (auto& [g, p] : pages_)
+      if (!p.dirty) clean.push_back(g);
+  }
+  uint64_t freed = 0;
+  for (uint64_t g : clean) {
+    if (!cache_.over(80)) break;
+    Held h(ds_);
+    if (!ds_.try_lock(h.lk, ccms::Range{g, g + kGranule}, ccms::Mode::kExclusive).ok()) continue;
+    std::lock_guard l(mu_);
+    auto it = pages_.find(g);
+    if (it == pages_.end() || it->second.dirty) continue;
+    freed += it->second.cap;
+    drop(it);
+    cache_.evictions.fetch_add(1, std::memory_order_relaxed);
+  }
+  return freed;
+}
+
+Status VmObject::invalidate(uint64_t off, uint64_t len, const std::function<Status()>& fn) {
+  if (off > kMaxFileSize || len > kMaxFileSize - off)
+    return Error(EFBIG, "vfs: fallocate: past the maximum file size");
+  uint64_t end = off + len;
+  Held h(ds_);
+  TRY(ds_.lock(h.lk, ccms::Range{down(off), up(end)}, ccms::Mode::kExclusive));
+  TRY(fn());
+  std::lock_guard l(mu_);
+  for (auto it = pages_.lower_bound(down(off)); it != pages_.end() && it->first < end;) {
+    uint64_t g = it->first;
+    if (g >= off && g + kGranule <= end) {
+      drop(it++);
+      continue;
+    }
+    Page& p = it->second;
+    uint64_t a = std::max(off, g) - g, b = std::min<uint64_t>(end - g, p.cap);
+    if (b > a) std::memset(p.data.get() + a, 0, b - a);
+    ++it;
+  }
+  cache_.freed();
+  return {};
+}
+
+void VmObject::extend(uint64_t size) {
+  std::lock_guard l(mu_);
+  size_ = std::max(size_, size);
+}
+
+void VmObject::overlay(Attr& a) {
+  std::lock_guard l(mu_);
+  a.size = size_;
+  if (times_dirty_) a.mtime = a.ctime = mtime_;
+}
+
+bool VmObject::dirty() {
+  std::lock_guard l(mu_);
+  return ndirty_ || times_dirty_;
+}
+
+}  // namespace dfly::vfs

@@ -1,0 +1,28 @@
+// A vnode: the VFS's in-memory handle on one inode of one Filesystem. Internal to
+// vfs/; callers see only the opaque Vnode through VnodeRef (vfs.h).
+//
+// Ownership: the Vfs's vnode table maps each referenced inode to its one Vnode.
+// refs and dying are guarded by the table's mutex. When refs drops to zero the
+// dropper becomes the vnode's destroyer: it writes back the data (unless the inode
+// has no names left), then deletes the vnode unless a lookup revived it meanwhile,
+// in which case the last of the new references repeats this.
+#pragma once
+
+#include "vfs/vm_object.h"
+
+namespace dfly::vfs {
+
+class Vnode {
+ public:
+  Vnode(Vfs::Impl& owner, Ino ino, uint32_t type, Filesystem& fs, Cache& cache, uint64_t size)
+      : impl(owner), ino(ino), type(type), vm(fs, ino, cache, size) {}
+
+  Vfs::Impl& impl;
+  const Ino ino;
+  const uint32_t type;  // S_IFMT bits; an inode never changes type
+  uint64_t refs = 0;    // guarded by Impl::mu_
+  bool dying = false;   // guarded by Impl::mu_
+  VmObject vm;          // every vnode has one, directories included (then unused)
+};
+
+}  // namespace dfly::vfs
