@@ -67,6 +67,29 @@ Status Cpu::unwatch(FdWatch* w) {
   return Ok{};
 }
 
+void Cpu::add_rollup(Rollup* r) {
+  r->next = rollups_;
+  rollups_ = r;
+}
+
+void Cpu::remove_rollup(Rollup* r) {
+  for (Rollup** p = &rollups_; *p; p = &(*p)->next) {
+    if (*p == r) {
+      *p = r->next;
+      r->next = nullptr;
+      return;
+    }
+  }
+}
+
+void Cpu::run_rollups() {
+  // A rollup may remove itself: read next first.
+  for (Rollup *r = rollups_, *next; r; r = next) {
+    next = r->next;
+    r->fn(r);
+  }
+}
+
 bool Cpu::cancel_sync(Callout* c) {
   bool was = false;
   run_on(*this, [&] { was = timers_.cancel(c); });
@@ -116,6 +139,7 @@ void Cpu::loop() {
       if (n > 0) worked += handle_events(n);
     }
     if (worked != 0) {
+      run_rollups();
       idle_since = 0;
       continue;
     }
@@ -137,7 +161,7 @@ void Cpu::loop() {
     int n = epoll_wait(epoll_fd_, evs, 64, timeout_ms);
     ++stats_.sleeps;
     port_.finish_sleep();
-    if (n > 0) handle_events(n);
+    if (n > 0 && handle_events(n) > 0) run_rollups();
     idle_since = 0;
   }
   port_.drain_cancel();

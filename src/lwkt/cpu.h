@@ -3,7 +3,8 @@
 // A System starts one OS thread per CPU, pinned with sched_setaffinity. Each Cpu
 // owns a ThreadPort, a TimerWheel and an epoll set; its loop serves messages in
 // batches, fires due callouts, polls ready fds, and when there is nothing to do
-// spins briefly and then sleeps in epoll_wait (the port's eventfd wakes it). All
+// spins briefly and then sleeps in epoll_wait (the port's eventfd wakes it). After
+// every round that did work it runs the registered rollups (batched output). All
 // state a Cpu owns is touched only by its thread: other threads reach it by
 // sending messages (run_on, cancel_sync), never by locking.
 //
@@ -38,6 +39,17 @@ struct FdWatch {
   FdFn fn = nullptr;
 };
 
+// Work a Cpu runs after each round of its loop that did something (messages,
+// callouts or fd events), before it looks for more or sleeps: DragonFly's netisr
+// "rollup". Protocols use it to batch per-round work, e.g. to hand every frame a
+// round produced to the device in one call. Embed it in the owner.
+struct Rollup;
+using RollupFn = void (*)(Rollup*);
+struct Rollup {
+  RollupFn fn = nullptr;
+  Rollup* next = nullptr;  // owned by the Cpu while registered
+};
+
 struct CpuStats {
   uint64_t messages = 0;   // messages dispatched
   uint64_t callouts = 0;   // callouts fired
@@ -55,6 +67,9 @@ class Cpu {
   // Owner thread only. fn runs on this Cpu when fd reports any of events.
   Status watch(FdWatch* w, uint32_t events);
   Status unwatch(FdWatch* w);
+  // Owner thread only. r->fn runs after every busy round until remove_rollup(r).
+  void add_rollup(Rollup* r);
+  void remove_rollup(Rollup* r);
 
   // From any thread except this Cpu's: cancels c on this Cpu's wheel and returns
   // once the callout is neither running nor able to run. True if it was pending.
@@ -79,7 +94,10 @@ class Cpu {
   int epoll_fd_;
   ThreadPort port_;
   TimerWheel timers_;
+  void run_rollups();
+
   CpuStats stats_;
+  Rollup* rollups_ = nullptr;
   int watched_ = 0;
   std::thread thread_;
 };

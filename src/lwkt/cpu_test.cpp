@@ -112,6 +112,46 @@ TEST(System, CancelSyncIsSafeAgainstAFiringCallout) {
   }
 }
 
+// Work queued by messages is finished by a rollup once the round ends (a message
+// sent right after a reply may still land in the same round, hence the polling).
+TEST(System, RollupRunsAfterABusyRoundAndStopsWhenRemoved) {
+  auto sys = start(1);
+  Cpu& c = sys->cpu(0);
+  struct Batch : Rollup {
+    int pending = 0;  // owned by c's thread
+    int flushed = 0;
+    int runs = 0;
+  } b;
+  b.fn = [](Rollup* r) {
+    auto* self = static_cast<Batch*>(r);
+    self->runs++;
+    self->flushed += self->pending;
+    self->pending = 0;
+  };
+  run_on(c, [&] { c.add_rollup(&b); });
+  for (int i = 0; i < 3; i++) run_on(c, [&] { b.pending++; });
+  int flushed = -1, pending = -1;
+  for (int tries = 0; tries < 2000 && pending != 0; tries++) {
+    if (tries) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    run_on(c, [&] { flushed = b.flushed, pending = b.pending; });
+  }
+  EXPECT_EQ(flushed, 3);
+  EXPECT_EQ(pending, 0);
+  int runs_before = 0;
+  run_on(c, [&] {
+    c.remove_rollup(&b);
+    runs_before = b.runs;
+  });
+  for (int i = 0; i < 3; i++) run_on(c, [&] { b.pending++; });
+  for (int i = 0; i < 20; i++) {  // many busy rounds: none may flush now
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    run_on(c, [&] { flushed = b.flushed, pending = b.pending; });
+  }
+  EXPECT_EQ(flushed, 3);  // no longer flushed
+  EXPECT_EQ(pending, 3);
+  EXPECT_GE(runs_before, 1);
+}
+
 TEST(System, FdReadinessRunsCallbackOnOwningCpu) {
   auto sys = start(1);
   int efd = eventfd(0, EFD_NONBLOCK);

@@ -32,6 +32,7 @@ struct StackOptions {
   std::string addr;
   std::string gateway;
   uint32_t mtu = 1500;
+  int cpus = 1;  // protocol threads; the link is served by the first
   std::string pcap;
   int seconds = 0;  // 0: until a signal
   bool json = false;
@@ -65,13 +66,20 @@ nlohmann::json service_json(const net::ip::UdpService& s) {
           {"ignored", s.ignored()}};
 }
 
-void print_counters(const net::ip::IfCounters& c, bool json,
+void print_counters(const net::ip::Interface& ifp, bool json,
                     const net::ip::UdpService* echo = nullptr,
                     const net::ip::UdpService* discard = nullptr) {
-  nlohmann::json j = counters_json(c);
+  nlohmann::json j = counters_json(ifp.counters());
   if (echo) j["udp_echo"] = service_json(*echo);
   if (discard) j["udp_discard"] = service_json(*discard);
+  nlohmann::json per_cpu = nlohmann::json::array();
+  for (auto& [cpu, c] : ifp.counters_by_cpu()) {
+    nlohmann::json e = counters_json(c);
+    e["cpu"] = cpu;
+    per_cpu.push_back(std::move(e));
+  }
   if (json) {
+    j["cpus"] = std::move(per_cpu);
     fmt::print("{}\n", j.dump(2));
     return;
   }
@@ -83,6 +91,12 @@ void print_counters(const net::ip::IfCounters& c, bool json,
                  j[svc]["bytes"].get<uint64_t>());
   for (auto& [k, v] : j["drops"].items())
     if (v.get<uint64_t>() != 0) fmt::print("  drop {:<17} {}\n", k, v.get<uint64_t>());
+  if (per_cpu.size() > 1)
+    for (auto& e : per_cpu)
+      fmt::print("  cpu {:<2} rx_frames {} tx_frames {} ipv4_in {} udp_in {} handoffs_in {}\n",
+                 e["cpu"].get<int>(), e["rx_frames"].get<uint64_t>(),
+                 e["tx_frames"].get<uint64_t>(), e["ipv4_in"].get<uint64_t>(),
+                 e["udp_in"].get<uint64_t>(), e["handoffs_in"].get<uint64_t>());
   std::fflush(stdout);
 }
 
@@ -126,8 +140,9 @@ Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
     dev = st->traced.get();
   }
   lwkt::SystemOptions so;
-  so.ncpus = 1;  // one interface is served by one CPU; flows across CPUs come later
+  so.ncpus = o.cpus;
   st->sys = TRY(lwkt::System::start(so));
+  for (int i = 0; i < o.cpus; i++) cfg.proto_cpus.push_back(&st->sys->cpu(i));
   st->pool = TRY(net::MbufPool::create());
   st->ifp = TRY(net::ip::Interface::start(st->sys->cpu(0), *dev, *st->pool, cfg));
   if (o.echo) {
@@ -170,11 +185,10 @@ int run_stack(const StackOptions& o) {
     struct timespec ts = {1, 0};
     int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) break;
-    if (sig == SIGUSR1)
-      print_counters(ifp.counters(), o.json, (*st)->echo.get(), (*st)->discard.get());
+    if (sig == SIGUSR1) print_counters(ifp, o.json, (*st)->echo.get(), (*st)->discard.get());
     if (deadline != 0 && monotonic_ns() >= deadline) break;
   }
-  print_counters(ifp.counters(), o.json, (*st)->echo.get(), (*st)->discard.get());
+  print_counters(ifp, o.json, (*st)->echo.get(), (*st)->discard.get());
   return 0;
 }
 
@@ -218,6 +232,8 @@ void common_options(CLI::App* cmd, StackOptions& o) {
   cmd->add_option("--addr", o.addr, "our address and prefix, e.g. 198.18.0.2/24")->required();
   cmd->add_option("--gateway", o.gateway, "default gateway (on-link)");
   cmd->add_option("--mtu", o.mtu, "link MTU")->check(CLI::Range(576, 9000));
+  cmd->add_option("--cpus", o.cpus, "protocol threads that flows are spread over")
+      ->check(CLI::Range(1, 64));
   cmd->add_option("--pcap", o.pcap, "record every frame to this pcap file");
   cmd->add_flag("--json", o.json, "machine-readable output");
 }

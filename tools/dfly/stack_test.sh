@@ -4,7 +4,7 @@
 #   1. `dfly stack run` on TAP dfly0 (198.18.0.2/24); Linux (198.18.0.1) pings it,
 #      with small and 1400-byte echoes; dfly's counters and its pcap agree.
 #   2. `dfly stack ping` on TAP dfly1 (198.18.1.2/24) pings Linux (198.18.1.1).
-#   3. `dfly stack run --echo --discard` on TAP dfly2 (198.18.2.2/24): Linux sends
+#   3. `dfly stack run --cpus 2 --echo --discard` on TAP dfly2 (198.18.2.2/24): Linux sends
 #      UDP with socat to echo (1, 512, 1472 bytes; the echoes must match byte for
 #      byte) and 101 datagrams to discard, whose byte count must be exact at exit.
 # usage: stack_test.sh PATH/TO/dfly      (needs root; exit 77 = skipped)
@@ -51,7 +51,7 @@ received=$(grep -o '"received": [0-9]*' "$tmp/ping.json" | grep -o '[0-9]*$')
 [ "${received:-0}" -ge 3 ] || fail "dfly got ${received:-0} of 5 replies: $(cat "$tmp/ping.json")"
 echo "ok: dfly pinged Linux ($received of 5 replies; the first may race the address setup)"
 
-"$dfly" stack run --tap dfly2 --addr 198.18.2.2/24 --seconds 60 --json --echo --discard \
+"$dfly" stack run --tap dfly2 --addr 198.18.2.2/24 --cpus 2 --seconds 60 --json --echo --discard \
   >"$tmp/udp.json" 2>"$tmp/udp.err" &
 pid=$!
 wait_link dfly2 || fail "dfly2 never appeared"

@@ -66,6 +66,15 @@ struct ReassemblyStats {
   size_t bytes_held = 0;  // true size (Mbuf + storage) of the held fragments
   size_t fragments_held = 0;
   size_t datagrams = 0;  // in reassembly, poisoned ones included
+  ReassemblyStats& operator+=(const ReassemblyStats& o) {
+    fragments += o.fragments;
+    reassembled += o.reassembled;
+    for (size_t i = 0; i < static_cast<size_t>(FragDrop::kCount); i++) drops[i] += o.drops[i];
+    bytes_held += o.bytes_held;
+    fragments_held += o.fragments_held;
+    datagrams += o.datagrams;
+    return *this;
+  }
 };
 
 // Lent the first fragment (header + payload) of a datagram that timed out.

@@ -9,9 +9,11 @@
 #include <span>
 #include <string>
 
+#include "net/flow/toeplitz.h"
 #include "net/frag/fragment.h"
 #include "net/ip/chain.h"
 #include "net/ip/ping_msg.h"
+#include "net/ip/proto.h"
 #include "net/ip/udp.h"
 #include "net/wire/arp.h"
 #include "net/wire/drop.h"
@@ -33,6 +35,10 @@ Interface::Interface(lwkt::Cpu& cpu, Device& dev, MbufPool& pool, const Interfac
       arp_(cpu.timers(), *this, cfg.arp) {
   cfg_.rx_batch = std::clamp<size_t>(cfg_.rx_batch, 1, kMaxBatch);
   ping_ident_ = static_cast<uint16_t>(0xdf00u | (static_cast<uint32_t>(cfg.ifindex) & 0xffu));
+  if (cfg_.proto_cpus.empty()) cfg_.proto_cpus.push_back(&cpu);
+  uint32_t n = static_cast<uint32_t>(cfg_.proto_cpus.size());
+  for (uint32_t i = 0; i < n; i++)
+    protos_.push_back(std::make_unique<Proto>(this, cfg_.proto_cpus[i], i, n));
 }
 
 Result<std::unique_ptr<Interface>> Interface::start(lwkt::Cpu& cpu, Device& dev, MbufPool& pool,
@@ -45,7 +51,27 @@ Result<std::unique_ptr<Interface>> Interface::start(lwkt::Cpu& cpu, Device& dev,
     return Error(EINVAL, "ip: gateway " + cfg.gateway->to_string() + " is not on-link");
   if (dev.mtu() + kEthHeaderLen > Mbuf::kSmallSize - Mbuf::kHeadroom)
     return Error(EINVAL, "ip: MTU " + std::to_string(dev.mtu()) + " does not fit an mbuf");
+  if (cfg.proto_cpus.size() > kMaxProtos)
+    return Error(EINVAL, "ip: more than " + std::to_string(kMaxProtos) + " protocol CPUs");
+  for (size_t i = 0; i < cfg.proto_cpus.size(); i++) {
+    if (!cfg.proto_cpus[i] || std::find(cfg.proto_cpus.begin(), cfg.proto_cpus.begin() + long(i),
+                                        cfg.proto_cpus[i]) != cfg.proto_cpus.begin() + long(i))
+      return Error(EINVAL, "ip: protocol CPUs must be distinct and non-null");
+  }
   std::unique_ptr<Interface> ifp(new Interface(cpu, dev, pool, cfg));
+  // Protocol CPUs first: the link may hand them packets as soon as it serves.
+  for (auto& p : ifp->protos_) {
+    Proto* pp = p.get();
+    Interface* self = ifp.get();
+    int e = lwkt::run_on(*pp->cpu, [&] {
+      pp->reasm = std::make_unique<frag::Reassembler>(
+          self->cfg_.reassembly, [self, pp](const Mbuf& first, const wire::Ipv4Repr& ip) {
+            self->icmp_time_exceeded(*pp, first, ip);
+          });
+      pp->serving = true;
+    });
+    if (e != 0) return Error(e, "ip: starting protocol CPU " + std::to_string(pp->cpu->id()));
+  }
   Status st = Ok{};
   if (int e = lwkt::run_on(cpu, [&] { st = ifp->start_on_cpu(); }); e != 0)
     return Error(e, "ip: starting interface on cpu " + std::to_string(cpu.id()));
@@ -57,22 +83,22 @@ Status Interface::start_on_cpu() {
   for (size_t i = 0; i < cfg_.rx_batch; i++) {
     rx_ring_[i] = pool_.get();
     if (!rx_ring_[i]) {
-      stop_on_cpu();
+      stop_link();
       return Error(ENOBUFS, "ip: mbuf pool cannot fill the rx ring");
     }
   }
-  reasm_ = std::make_unique<frag::Reassembler>(
-      cfg_.reassembly,
-      [this](const Mbuf& first, const wire::Ipv4Repr& ip) { icmp_time_exceeded(first, ip); });
-  frag_timer_.self = this;
   frag_out_.reserve(64);  // 1500-byte MTU: a 64 KiB datagram is 45 fragments
+  rollup_.self = this;
+  rollup_.fn = on_rollup;
+  cpu_.add_rollup(&rollup_);
   watch_.fd = dev_.rx_fd();
   watch_.fn = on_rx;
   watch_.self = this;
   if (watch_.fd >= 0) {
     Status st = cpu_.watch(&watch_, EPOLLIN);
     if (!st.ok()) {
-      stop_on_cpu();
+      watch_.fd = -1;
+      stop_link();
       return std::move(st).error().with_context("ip: watching " + std::string(dev_.name()));
     }
   }
@@ -86,15 +112,23 @@ Interface::~Interface() {
 }
 
 void Interface::stop() {
-  if (lwkt::run_on(cpu_, [&] { stop_on_cpu(); }) != 0) {
-    // The System stopped first (a caller bug, see the contract); its threads are
-    // gone, so nothing runs concurrently: release what we hold from here.
-    stop_on_cpu();
-  }
+  // Link first (no new packets), then each protocol CPU, then one more round on
+  // every CPU: a packet dispatched before a stop is queued ahead of the barrier
+  // message (each port is FIFO), so none can run after we return.
+  auto on = [](lwkt::Cpu& c, auto&& f) {
+    // If the System stopped first (a caller bug, see the contract) its threads
+    // are gone and nothing runs concurrently: do it from here.
+    if (lwkt::run_on(c, f) != 0) f();
+  };
+  on(cpu_, [&] { stop_link(); });
+  for (auto& p : protos_) on(*p->cpu, [&] { stop_proto(*p); });
+  on(cpu_, [] {});
+  for (auto& p : protos_) on(*p->cpu, [] {});
 }
 
-void Interface::stop_on_cpu() {
+void Interface::stop_link() {
   if (serving_ && watch_.fd >= 0) cpu_.unwatch(&watch_).ignore_error_on_purpose();
+  if (rollup_.fn) cpu_.remove_rollup(&rollup_);
   serving_ = false;
   flush_tx();
   arp_.flush();  // held packets come back through arp_drop
@@ -102,10 +136,33 @@ void Interface::stop_on_cpu() {
     pool_.free(m);
     m = nullptr;
   }
-  while (pings_) ping_complete(pings_, ECANCELED);
-  cpu_.timers().cancel(&frag_timer_);
-  reasm_.reset();  // frees the held fragments
-  for (auto& [port, sock] : udp_ports_) sock->shutdown_on_cpu();
+}
+
+void Interface::stop_proto(Proto& p) {
+  p.serving = false;
+  while (p.pings) ping_complete(p, p.pings, ECANCELED);
+  p.cpu->timers().cancel(&p.frag_timer);
+  p.reasm.reset();  // frees the held fragments
+  for (auto& [port, sock] : p.udp_ports)
+    if (sock->p_ == &p) sock->shutdown_on_cpu();
+}
+
+IfCounters Interface::counters() const {
+  IfCounters t = stats_.snapshot();
+  for (auto& p : protos_) t += p->stats.snapshot();
+  return t;
+}
+
+std::vector<std::pair<int, IfCounters>> Interface::counters_by_cpu() const {
+  std::vector<std::pair<int, IfCounters>> v{{cpu_.id(), stats_.snapshot()}};
+  for (auto& p : protos_) {
+    auto it = std::find_if(v.begin(), v.end(), [&](auto& e) { return e.first == p->cpu->id(); });
+    if (it == v.end())
+      v.emplace_back(p->cpu->id(), p->stats.snapshot());
+    else
+      it->second += p->stats.snapshot();
+  }
+  return v;
 }
 
 // --- receive -------------------------------------------------------------
@@ -128,7 +185,6 @@ void Interface::rx_ready() {
     return;
   }
   size_t k = dev_.rx_batch(std::span(bufs.data(), n));
-  in_batch_ = true;
   for (size_t i = 0; i < k; i++) {
     // rx_batch may permute buffers: find each one's mbuf by its data pointer.
     Mbuf* m = nullptr;
@@ -146,8 +202,11 @@ void Interface::rx_ready() {
     stats_.add(IfCounter::kRxBytes, m->len);
     ether_input(m);
   }
-  in_batch_ = false;
-  flush_tx();
+  // The frames this produced leave in one tx_batch, from the rollup.
+}
+
+void Interface::on_rollup(lwkt::Rollup* r) {
+  static_cast<TxRollup*>(r)->self->flush_tx();
 }
 
 void Interface::free_drop(Mbuf* m, IpDrop why) {
@@ -216,76 +275,145 @@ void Interface::ip_input(Mbuf* m, size_t off) {
   DROP_ON_WIRE_ERROR(view);
   auto ip = wire::Ipv4Repr::parse(*view);
   DROP_ON_WIRE_ERROR(ip);
-  bool bcast = ip->dst.is_broadcast() || ip->dst == cfg_.addr.broadcast();
-  if (ip->dst != cfg_.addr.addr && !bcast) return free_drop(m, IpDrop::kOtherHost);
-  if (ip->more_frags || ip->frag_offset != 0) return frag_input(m, off, *ip);
-  l4_input(m, off + view->header_len(), view->payload().size(), *ip);
+  if (ip->dst != cfg_.addr.addr && !is_bcast(ip->dst)) return free_drop(m, IpDrop::kOtherHost);
+  // The flow's CPU. UDP hashes ports too, spreading flows between one pair of
+  // hosts (UDP promises no order, so a datagram that was fragmented, hashed on
+  // addresses only, may overtake or trail its flow); the rest hash addresses.
+  static const Toeplitz hasher = Toeplitz::symmetric();
+  bool frag = ip->more_frags || ip->frag_offset != 0;
+  std::span<const uint8_t> l4 = view->payload();
+  uint32_t h = !frag && ip->protocol == wire::kIpProtoUdp && l4.size() >= 4
+                   ? hasher.hash_v4(ip->src.value, ip->dst.value, uint16_t(l4[0] << 8 | l4[1]),
+                                    uint16_t(l4[2] << 8 | l4[3]))
+                   : hasher.hash_v4_addrs(ip->src.value, ip->dst.value);
+  m->pkt.hash = h;
+  m->pkt.hash_valid = true;
+  // Trim the link header and padding: from here on data() is the IPv4 header.
+  m->adj(off);
+  m->trim(m->pkt.len - view->total_len());
+  to_proto(*protos_[size_t(cpu_of(h, int(protos_.size())))], m);
 }
 
-void Interface::l4_input(Mbuf* m, size_t l4_off, size_t l4_len, const wire::Ipv4Repr& ip) {
-  bool bcast = ip.dst.is_broadcast() || ip.dst == cfg_.addr.broadcast();
-  stats_.add(IfCounter::kIpv4In);
+void Interface::to_proto(Proto& p, Mbuf* m) {
+  if (p.cpu == lwkt::Cpu::current()) return proto_input(p, m);
+  m->pkt.ctx = this;
+  m->pkt.ctx_arg = p.index;
+  net::dispatch(p.cpu->port(), m, proto_msg);
+}
+
+void Interface::proto_msg(lwkt::Msg* raw) {
+  Mbuf* m = Mbuf::from_msg(raw);
+  auto* self = static_cast<Interface*>(m->pkt.ctx);
+  Proto& p = *self->protos_[m->pkt.ctx_arg];
+  p.stats.add(IfCounter::kHandoffsIn);
+  self->proto_input(p, m);
+}
+
+// A packet the link already validated (or a reassembled datagram): the header
+// is contiguous at data(), the payload is the rest of the chain.
+void Interface::proto_input(Proto& p, Mbuf* m) {
+  if (!p.serving) return proto_drop(p, m, IpDrop::kStopped);
+  const uint8_t* d = m->data();
+  size_t hl = size_t(d[0] & 0x0f) * 4;
+  uint16_t fo = uint16_t(d[6] << 8 | d[7]);
+  auto addr_at = [d](size_t i) {
+    return Ipv4Addr(uint32_t(d[i]) << 24 | uint32_t(d[i + 1]) << 16 | uint32_t(d[i + 2]) << 8 |
+                    d[i + 3]);
+  };
+  wire::Ipv4Repr ip{.src = addr_at(12),
+                    .dst = addr_at(16),
+                    .protocol = d[9],
+                    .ttl = d[8],
+                    .tos = d[1],
+                    .ident = uint16_t(d[4] << 8 | d[5]),
+                    .dont_frag = (fo & 0x4000) != 0,
+                    .more_frags = (fo & 0x2000) != 0,
+                    .frag_offset = uint16_t((fo & 0x1fff) * 8),
+                    .payload_len = static_cast<uint16_t>(m->pkt.len - hl)};
+  if (ip.more_frags || ip.frag_offset != 0) return frag_input(p, m, ip);
+  l4_input(p, m, hl, m->pkt.len - hl, ip);
+}
+
+void Interface::l4_input(Proto& p, Mbuf* m, size_t l4_off, size_t l4_len,
+                         const wire::Ipv4Repr& ip) {
+  bool bcast = is_bcast(ip.dst);
+  p.stats.add(IfCounter::kIpv4In);
   bool chain = m->m_next != nullptr;  // a reassembled datagram
   switch (ip.protocol) {
     case wire::kIpProtoIcmp:
-      if (chain) return icmp_chain_input(m, l4_off, l4_len, ip.src, bcast);
-      return icmp_input(m, l4_off, l4_len, ip.src, bcast);
+      if (chain) return icmp_chain_input(p, m, l4_off, l4_len, ip.src, bcast);
+      return icmp_input(p, m, l4_off, l4_len, ip.src, bcast);
     case wire::kIpProtoUdp:
-      if (chain) return udp_chain_input(m, l4_off, l4_len, ip.src, ip.dst, bcast);
-      return udp_input(m, l4_off, l4_len, ip.src, ip.dst, bcast);
+      if (chain) return udp_chain_input(p, m, l4_off, l4_len, ip.src, ip.dst, bcast);
+      return udp_input(p, m, l4_off, l4_len, ip.src, ip.dst, bcast);
     default:
-      return free_drop(m, IpDrop::kUnknownProtocol);
+      return proto_drop(p, m, IpDrop::kUnknownProtocol);
   }
 }
 
-// --- reassembly ----------------------------------------------------------
+void Interface::proto_drop(Proto& p, Mbuf* m, IpDrop why) {
+  p.stats.drop(why);
+  pool_.free(m);
+}
 
-void Interface::frag_input(Mbuf* m, size_t off, const wire::Ipv4Repr& ip) {
-  if (!reasm_) return free_drop(m, IpDrop::kFragment);
-  stats_.add(IfCounter::kFragmentsIn);
-  m->adj(off);  // the Reassembler takes header + payload (it trims link padding)
-  Result<Mbuf*> r = reasm_->input(m, ip, mono_now_ns());
-  frag_arm();
-  if (!r.ok()) return stats_.drop(IpDrop::kFragment);  // freed; frag_stats() says why
+void Interface::proto_wire_drop(Proto& p, Mbuf* m, wire::WireDrop why) {
+  p.stats.wire_drop(why);
+  pool_.free(m);
+}
+
+// --- reassembly (per protocol CPU) -----------------------------------------
+
+void Interface::frag_input(Proto& p, Mbuf* m, const wire::Ipv4Repr& ip) {
+  if (!p.reasm) return proto_drop(p, m, IpDrop::kFragment);
+  p.stats.add(IfCounter::kFragmentsIn);
+  Result<Mbuf*> r = p.reasm->input(m, ip, mono_now_ns());
+  frag_arm(p);
+  if (!r.ok()) return p.stats.drop(IpDrop::kFragment);  // freed; frag_stats() says why
   Mbuf* d = *r;
   if (!d) return;  // held
-  stats_.add(IfCounter::kReassembled);
+  p.stats.add(IfCounter::kReassembled);
   // The rebuilt header is at the front of the chain's first buffer.
   if (d->len < wire::kIpv4HeaderLen) {
-    Mbuf* p = d->pullup(std::min<size_t>(d->pkt.len, 60));
-    if (!p) return free_drop(d, IpDrop::kNoBufs);
-    d = p;
+    Mbuf* q = d->pullup(std::min<size_t>(d->pkt.len, 60));
+    if (!q) return proto_drop(p, d, IpDrop::kNoBufs);
+    d = q;
   }
   size_t hl = size_t(d->data()[0] & 0x0f) * 4;
-  if (hl < wire::kIpv4HeaderLen || hl > d->pkt.len) return free_drop(d, IpDrop::kFragment);
+  if (hl < wire::kIpv4HeaderLen || hl > d->pkt.len) return proto_drop(p, d, IpDrop::kFragment);
+  if (d->len < hl) {
+    Mbuf* q = d->pullup(hl);
+    if (!q) return proto_drop(p, d, IpDrop::kNoBufs);
+    d = q;
+  }
   wire::Ipv4Repr whole = ip;
   whole.more_frags = false;
   whole.frag_offset = 0;
   whole.payload_len = static_cast<uint16_t>(d->pkt.len - hl);
-  l4_input(d, hl, d->pkt.len - hl, whole);
+  l4_input(p, d, hl, d->pkt.len - hl, whole);
 }
 
-void Interface::frag_arm() {
-  uint64_t deadline = reasm_ ? reasm_->next_deadline_ns() : UINT64_MAX;
+void Interface::frag_arm(Proto& p) {
+  uint64_t deadline = p.reasm ? p.reasm->next_deadline_ns() : UINT64_MAX;
   if (deadline == UINT64_MAX) {
-    cpu_.timers().cancel(&frag_timer_);
+    p.cpu->timers().cancel(&p.frag_timer);
     return;
   }
   uint64_t now = mono_now_ns();
   // A little slack so that the wheel's tick rounding never fires it early.
-  cpu_.timers().arm(&frag_timer_, (deadline > now ? deadline - now : 0) + 1'000'000, frag_timeout);
+  p.cpu->timers().arm(&p.frag_timer, (deadline > now ? deadline - now : 0) + 1'000'000,
+                      frag_timeout);
 }
 
 void Interface::frag_timeout(lwkt::Callout* c) {
-  Interface* self = static_cast<FragTimer*>(c)->self;
-  if (!self->reasm_) return;
-  self->reasm_->expire(mono_now_ns());
-  self->frag_arm();
+  Proto* p = static_cast<Proto::FragTimer*>(c)->p;
+  if (!p->reasm) return;
+  p->reasm->expire(mono_now_ns());
+  p->ifp->frag_arm(*p);
 }
 
-void Interface::icmp_time_exceeded(const Mbuf& first, const wire::Ipv4Repr& ip) {
+void Interface::icmp_time_exceeded(Proto& p, const Mbuf& first, const wire::Ipv4Repr& ip) {
   Ipv4Addr src = ip.src;
-  if (!serving_ || src.is_unspecified() || src.is_broadcast() || src.is_multicast() ||
+  if (!p.serving || src.is_unspecified() || src.is_broadcast() || src.is_multicast() ||
       src == cfg_.addr.broadcast() || !next_hop(src))
     return;
   // RFC 792: the original header plus the first 64 bits of its data.
@@ -293,7 +421,7 @@ void Interface::icmp_time_exceeded(const Mbuf& first, const wire::Ipv4Repr& ip) 
   if (!first.copy_out(0, 1, &vihl)) return;
   size_t quote = std::min<size_t>(first.pkt.len, size_t(vihl & 0x0f) * 4 + 8);
   Mbuf* m = pool_.get();
-  if (!m) return stats_.drop(IpDrop::kNoBufs);
+  if (!m) return p.stats.drop(IpDrop::kNoBufs);
   uint8_t* d = m->data();
   d[0] = static_cast<uint8_t>(wire::IcmpRepr::Type::kTimeExceeded);
   d[1] = wire::IcmpRepr::kExceededReassembly;
@@ -304,15 +432,17 @@ void Interface::icmp_time_exceeded(const Mbuf& first, const wire::Ipv4Repr& ip) 
   d[2] = static_cast<uint8_t>(ck >> 8);
   d[3] = static_cast<uint8_t>(ck);
   m->len = m->pkt.len = static_cast<uint32_t>(len);
-  stats_.add(IfCounter::kIcmpTimeExceededOut);
-  ip_output(m, src, wire::kIpProtoIcmp);
+  p.stats.add(IfCounter::kIcmpTimeExceededOut);
+  ip_output(p, m, src, wire::kIpProtoIcmp);
 }
 
 frag::ReassemblyStats Interface::frag_stats() {
   frag::ReassemblyStats st;
-  lwkt::run_on(cpu_, [&] {
-    if (reasm_) st = reasm_->stats();
-  });
+  for (auto& p : protos_) {
+    lwkt::run_on(*p->cpu, [&] {
+      if (p->reasm) st += p->reasm->stats();
+    });
+  }
   return st;
 }
 
@@ -326,26 +456,43 @@ std::optional<Ipv4Addr> Interface::next_hop(Ipv4Addr dst) const {
   return cfg_.gateway;
 }
 
-void Interface::ip_output(Mbuf* m, Ipv4Addr dst, uint8_t proto) {
+// On a protocol CPU: the IPv4 header, then the packet goes to the link CPU.
+void Interface::ip_output(Proto& p, Mbuf* m, Ipv4Addr dst, uint8_t proto) {
   std::optional<Ipv4Addr> nh = next_hop(dst);
-  if (!nh) return free_drop(m, IpDrop::kNoRoute);
+  if (!nh) return proto_drop(p, m, IpDrop::kNoRoute);
   size_t payload = m->pkt.len;
   if (payload > wire::kIpv4MaxLen - wire::kIpv4HeaderLen)
-    return free_drop(m, IpDrop::kCantFragment);
+    return proto_drop(p, m, IpDrop::kCantFragment);
   Mbuf* h = m->prepend(wire::kIpv4HeaderLen);
-  if (!h) return free_drop(m, IpDrop::kNoBufs);
+  if (!h) return proto_drop(p, m, IpDrop::kNoBufs);
   wire::Ipv4Repr ip{.src = cfg_.addr.addr,
                     .dst = dst,
                     .protocol = proto,
                     .ttl = 64,
-                    .ident = ip_ident_++,
+                    .ident = p.next_ident(),
                     .payload_len = static_cast<uint16_t>(payload)};
   ip.emit(std::span(h->data(), wire::kIpv4HeaderLen));
-  stats_.add(IfCounter::kIpv4Out);
-  bool bcast = dst.is_broadcast() || dst == cfg_.addr.broadcast();
+  p.stats.add(IfCounter::kIpv4Out);
+  if (&cpu_ == lwkt::Cpu::current()) return link_output(h, *nh);
+  h->pkt.ctx = this;
+  h->pkt.ctx_arg = nh->value;
+  net::dispatch(cpu_.port(), h, output_msg);
+}
+
+void Interface::output_msg(lwkt::Msg* raw) {
+  Mbuf* m = Mbuf::from_msg(raw);
+  auto* self = static_cast<Interface*>(m->pkt.ctx);
+  self->stats_.add(IfCounter::kHandoffsIn);
+  self->link_output(m, Ipv4Addr(m->pkt.ctx_arg));
+}
+
+// On the link CPU: fragment if needed, resolve, frame, queue for the rollup.
+void Interface::link_output(Mbuf* h, Ipv4Addr nh) {
+  if (!serving_) return free_drop(h, IpDrop::kStopped);
+  bool bcast = is_bcast(nh);
   if (h->pkt.len <= dev_.mtu()) {
     if (bcast) return eth_output(h, MacAddr::broadcast(), wire::kEtherTypeIpv4);
-    return arp_.send(*nh, h);
+    return arp_.send(nh, h);
   }
   // Larger than the MTU: fragments (allocates pool buffers, never the heap: the
   // list was reserved at start).
@@ -358,7 +505,7 @@ void Interface::ip_output(Mbuf* m, Ipv4Addr dst, uint8_t proto) {
     if (bcast)
       eth_output(f, MacAddr::broadcast(), wire::kEtherTypeIpv4);
     else
-      arp_.send(*nh, f);
+      arp_.send(nh, f);
   }
   frag_out_.clear();
 }
@@ -379,7 +526,6 @@ void Interface::eth_output(Mbuf* m, MacAddr dst, uint16_t ethertype) {
   }
   if (ntx_ == txq_.size()) flush_tx();
   txq_[ntx_++] = h;
-  if (!in_batch_) flush_tx();
 }
 
 void Interface::flush_tx() {

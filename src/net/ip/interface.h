@@ -37,14 +37,25 @@
 // larger than the MTU are mbuf chains (up to 65535 bytes): ICMP echo and UDP
 // handle chains (checksums over the chain), unfragmented ones stay contiguous.
 //
-// Where per-CPU protocol threads slot in: ether_input is the only entry for a
-// received packet and takes an Mbuf the handler owns; flow hashing will pick a CPU
-// in ip_input and net::dispatch the mbuf there (its embedded message), with the
-// interface's ARP/output state staying on this CPU. Fragments must then hash on
-// (src, dst) only (reassembly.h) and each CPU own a Reassembler; today the one
-// Reassembler lives here. ARP is control plane and stays here (DRAGONFLY-NOTES
-// §7.9: no synchronous all-CPU work on a data-plane thread).
-//
+// Protocol threads (DESIGN.md "net/", DRAGONFLY-NOTES §3.3). The serving CPU
+// ("link" side) owns the device, the rx ring, the tx batch and the ARP cache.
+// Protocol work runs on the interface's protocol CPUs (InterfaceConfig::
+// proto_cpus; by default the serving CPU alone), each with its own Proto state:
+// reassembler, UDP port table, pings, IPv4 ident space and counters. ip_input
+// validates on the link CPU, hashes the flow with the symmetric Toeplitz hash
+// (UDP: addresses and ports; fragments and everything else: addresses, so all
+// fragments of a datagram meet on one CPU) and hands the mbuf to its protocol
+// CPU as the mbuf's own embedded message (zero allocation; pkt.ctx is the
+// interface, pkt.ctx_arg the Proto index). Output built on a protocol CPU goes
+// back to the link CPU the same way (ctx_arg = next hop), where fragmentation,
+// ARP and the tx batch live. The tx batch is flushed by a Cpu rollup at the end
+// of each busy round, so frames produced by one round leave in one tx_batch.
+// UDP sockets live on one protocol CPU (chosen round-robin at open) and are
+// entered in every Proto's port table; a datagram hashed to another CPU is
+// forwarded to the socket's CPU (checksum already verified, kCsumL4Verified).
+// Built-in services run one socket per protocol CPU instead, so they scale.
+// Pings run on the first protocol CPU; echo replies hashed elsewhere go there.
+
 // Contract:
 //   - start() returns a serving interface, or EINVAL (bad config), ENOBUFS (the
 //     pool cannot fill the rx ring), or Cpu::watch's error.
@@ -57,10 +68,12 @@
 //     thread except the serving CPU's own. counters() may be called from anywhere.
 #pragma once
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
-#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -83,6 +96,9 @@ struct InterfaceConfig {
   ArpConfig arp;
   size_t rx_batch = 32;                // frames per rx_batch call (<= kMaxBatch)
   frag::ReassemblyOptions reassembly;  // fragment reassembly limits and timeout
+  // Protocol threads flows are spread over (at most kMaxProtos, no repeats);
+  // empty: the serving CPU alone.
+  std::vector<lwkt::Cpu*> proto_cpus;
 };
 
 struct PingResult {
@@ -95,6 +111,7 @@ struct PingResult {
 class Interface final : private ArpCache::Host {
  public:
   static constexpr size_t kMaxBatch = 64;
+  static constexpr size_t kMaxProtos = 128;
 
   static Result<std::unique_ptr<Interface>> start(lwkt::Cpu& cpu, Device& dev, MbufPool& pool,
                                                   const InterfaceConfig& cfg);
@@ -112,7 +129,11 @@ class Interface final : private ArpCache::Host {
 
   static constexpr size_t kMaxPingPayload = 65535 - 20 - 8;  // IPv4 max minus headers
 
-  IfCounters counters() const { return stats_.snapshot(); }
+  // Totals over the link and every protocol CPU.
+  IfCounters counters() const;
+  // The same, per lwkt CPU id (the link CPU's and each protocol CPU's share).
+  std::vector<std::pair<int, IfCounters>> counters_by_cpu() const;
+  size_t nprotos() const { return protos_.size(); }
   // The Reassembler's statistics (a message round trip; zeros once stopped).
   frag::ReassemblyStats frag_stats();
   std::optional<wire::MacAddr> arp_lookup(wire::Ipv4Addr ip);
@@ -123,36 +144,56 @@ class Interface final : private ArpCache::Host {
   struct PingMsg;
 
  private:
-  friend class UdpSocket;  // udp.cpp: sockets live on this CPU's state
+  friend class UdpSocket;  // udp.cpp: sockets live on a Proto
+  friend class UdpService;
+  struct Proto;  // one protocol CPU's state (proto.h)
   Interface(lwkt::Cpu& cpu, Device& dev, MbufPool& pool, const InterfaceConfig& cfg);
+
+  // --- link side: the serving CPU ---
   Status start_on_cpu();
-  void stop_on_cpu();
+  void stop_link();
   static void on_rx(lwkt::FdWatch* w, uint32_t events);
+  static void on_rollup(lwkt::Rollup* r);
   void rx_ready();
   void ether_input(Mbuf* m);
   void arp_input(Mbuf* m, size_t off);
   void ip_input(Mbuf* m, size_t off);
-  void frag_input(Mbuf* m, size_t off, const wire::Ipv4Repr& ip);
-  void l4_input(Mbuf* m, size_t l4_off, size_t l4_len, const wire::Ipv4Repr& ip);
-  void frag_arm();
-  static void frag_timeout(lwkt::Callout* c);
-  void icmp_time_exceeded(const Mbuf& first, const wire::Ipv4Repr& ip);
-  void icmp_chain_input(Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, bool bcast);
-  void udp_chain_input(Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, wire::Ipv4Addr dst,
-                       bool bcast);
-  void icmp_input(Mbuf* m, size_t icmp_off, size_t icmp_len, wire::Ipv4Addr src, bool bcast);
-  void udp_input(Mbuf* m, size_t udp_off, size_t udp_len, wire::Ipv4Addr src, wire::Ipv4Addr dst,
-                 bool bcast);
-  void udp_output(Mbuf* m, wire::Ipv4Addr dst, uint16_t sport, uint16_t dport);
-  std::optional<wire::Ipv4Addr> next_hop(wire::Ipv4Addr dst) const;
-  void ip_output(Mbuf* m, wire::Ipv4Addr dst, uint8_t proto);
+  static void output_msg(lwkt::Msg* raw);
+  void link_output(Mbuf* m, wire::Ipv4Addr next_hop);
   void eth_output(Mbuf* m, wire::MacAddr dst, uint16_t ethertype);
   void flush_tx();
   void free_drop(Mbuf* m, IpDrop why);
+
+  // --- protocol side: each on its Proto's CPU ---
+  static void proto_msg(lwkt::Msg* raw);
+  void to_proto(Proto& p, Mbuf* m);  // m's data() at the IPv4 header
+  void proto_input(Proto& p, Mbuf* m);
+  void frag_input(Proto& p, Mbuf* m, const wire::Ipv4Repr& ip);
+  void l4_input(Proto& p, Mbuf* m, size_t l4_off, size_t l4_len, const wire::Ipv4Repr& ip);
+  void frag_arm(Proto& p);
+  static void frag_timeout(lwkt::Callout* c);
+  void icmp_time_exceeded(Proto& p, const Mbuf& first, const wire::Ipv4Repr& ip);
+  void icmp_chain_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, bool bcast);
+  void icmp_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, bool bcast);
+  void udp_chain_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src,
+                       wire::Ipv4Addr dst, bool bcast);
+  void udp_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, wire::Ipv4Addr dst,
+                 bool bcast);
+  void udp_deliver(Proto& p, Mbuf* m, size_t off, size_t payload, uint16_t sport, uint16_t dport,
+                   wire::Ipv4Addr src, bool bcast);
+  void udp_output(Proto& p, Mbuf* m, wire::Ipv4Addr dst, uint16_t sport, uint16_t dport);
+  void ip_output(Proto& p, Mbuf* m, wire::Ipv4Addr dst, uint8_t proto);
+  void proto_drop(Proto& p, Mbuf* m, IpDrop why);
+  void proto_wire_drop(Proto& p, Mbuf* m, wire::WireDrop why);
+  void stop_proto(Proto& p);
   static void ping_start(lwkt::Msg* raw);
   static void ping_timeout(lwkt::Callout* c);
-  void ping_reply_in(Mbuf* m, size_t icmp_off, size_t icmp_len, wire::Ipv4Addr src);
-  void ping_complete(PingMsg* p, int error);
+  void ping_reply_in(Proto& p, Mbuf* m, size_t icmp_off, size_t icmp_len, wire::Ipv4Addr src);
+  void ping_complete(Proto& p, PingMsg* msg, int error);
+  std::optional<wire::Ipv4Addr> next_hop(wire::Ipv4Addr dst) const;  // any thread
+  bool is_bcast(wire::Ipv4Addr dst) const {
+    return dst.is_broadcast() || dst == cfg_.addr.broadcast();
+  }
 
   // ArpCache::Host
   void arp_request(wire::Ipv4Addr target) override;
@@ -162,7 +203,7 @@ class Interface final : private ArpCache::Host {
   struct RxWatch : lwkt::FdWatch {
     Interface* self = nullptr;
   };
-  struct FragTimer : lwkt::Callout {
+  struct TxRollup : lwkt::Rollup {
     Interface* self = nullptr;
   };
 
@@ -171,24 +212,21 @@ class Interface final : private ArpCache::Host {
   MbufPool& pool_;
   InterfaceConfig cfg_;
   wire::MacAddr mac_;
-  IfStats stats_;
+  IfStats stats_;  // the link side's counters
+  std::vector<std::unique_ptr<Proto>> protos_;
+  std::atomic<size_t> next_sock_proto_{0};  // round-robin home for new UDP sockets
+  std::mutex bind_mu_;                      // serializes UDP port table changes
+  uint16_t udp_ephemeral_ = 49152;          // next ephemeral port to try (bind_mu_)
+  uint16_t ping_ident_ = 0;                 // fixed at construction
   // --- owned by cpu_'s thread ---
   ArpCache arp_;
   RxWatch watch_;
+  TxRollup rollup_;
   bool serving_ = false;
-  bool in_batch_ = false;  // output is batched until the end of the rx batch
   std::array<Mbuf*, kMaxBatch> rx_ring_{};
   std::array<Mbuf*, kMaxBatch> txq_{};
   size_t ntx_ = 0;
-  uint16_t ip_ident_ = 1;
-  uint16_t ping_ident_ = 0;
-  uint16_t ping_seq_ = 0;
-  PingMsg* pings_ = nullptr;                            // outstanding pings, singly linked
-  std::unordered_map<uint16_t, UdpSocket*> udp_ports_;  // bound sockets (bind allocates)
-  uint16_t udp_ephemeral_ = 49152;                      // next ephemeral port to try
-  std::unique_ptr<frag::Reassembler> reasm_;  // made at start, freed (with its fragments) at stop
-  FragTimer frag_timer_;                      // armed for reasm_->next_deadline_ns()
-  std::vector<Mbuf*> frag_out_;               // fragment()'s output list, reused
+  std::vector<Mbuf*> frag_out_;  // fragment()'s output list, reused
 };
 
 }  // namespace dfly::net::ip

@@ -48,7 +48,8 @@ struct LinuxPeer : testing::Test {
                                  .ifindex = 1,
                                  .arp = {},
                                  .rx_batch = 32,
-                                 .reassembly = {}}));
+                                 .reassembly = {},
+                                 .proto_cpus = {}}));
   }
   void TearDown() override {
     ifp.reset();

@@ -14,6 +14,8 @@ std::string_view if_counter_name(IfCounter c) {
       "udp_in",           "udp_out",
       "fragments_in",     "reassembled",
       "fragments_out",    "icmp_time_exceeded_out",
+      "handoffs_in",      "forwarded",
+      "icmp_unreach_out",
   };
   static_assert(std::size(kNames) == static_cast<size_t>(IfCounter::kCount));
   auto i = static_cast<size_t>(c);
@@ -25,6 +27,7 @@ std::string_view ip_drop_name(IpDrop d) {
       "other_host",   "unknown_ethertype", "unknown_protocol", "fragment",       "no_route",
       "arp_timeout",  "arp_hold_full",     "arp_table_full",   "no_bufs",        "tx_full",
       "icmp_ignored", "arp_ignored",       "udp_no_socket",    "udp_queue_full", "cant_fragment",
+      "ttl_exceeded", "stopped",
   };
   static_assert(std::size(kNames) == static_cast<size_t>(IpDrop::kCount));
   auto i = static_cast<size_t>(d);

@@ -26,19 +26,23 @@ enum class IfCounter : uint8_t {
   kArpRepliesIn = 5,
   kArpRequestsOut = 6,
   kArpRepliesOut = 7,
-  kIcmpEchoIn = 8,            // echo requests received for us
-  kIcmpEchoReplyOut = 9,      // echo replies we sent
-  kIcmpEchoOut = 10,          // echo requests we sent (ping())
-  kIcmpEchoReplyIn = 11,      // echo replies that matched an outstanding ping
-  kIpv4In = 12,               // IPv4 packets accepted for local delivery
-  kIpv4Out = 13,              // IPv4 packets handed to ARP/Ethernet output
-  kUdpIn = 14,                // UDP datagrams delivered to a socket (or its upcall)
-  kUdpOut = 15,               // UDP datagrams handed to IPv4 output
-  kFragmentsIn = 16,          // IPv4 fragments for us handed to the Reassembler
-  kReassembled = 17,          // datagrams the Reassembler completed (then counted kIpv4In)
-  kFragmentsOut = 18,         // fragments sent for datagrams larger than the MTU
-  kIcmpTimeExceededOut = 19,  // ICMP time exceeded (reassembly) sent for expired datagrams
-  kCount = 20,
+  kIcmpEchoIn = 8,        // echo requests received for us
+  kIcmpEchoReplyOut = 9,  // echo replies we sent
+  kIcmpEchoOut = 10,      // echo requests we sent (ping())
+  kIcmpEchoReplyIn = 11,  // echo replies that matched an outstanding ping
+  kIpv4In = 12,           // IPv4 packets accepted for local delivery
+  kIpv4Out = 13,          // IPv4 packets handed to ARP/Ethernet output
+  kUdpIn = 14,            // UDP datagrams delivered to a socket (or its upcall)
+  kUdpOut = 15,           // UDP datagrams handed to IPv4 output
+  kFragmentsIn = 16,      // IPv4 fragments for us handed to the Reassembler
+  kReassembled = 17,      // datagrams the Reassembler completed (then counted kIpv4In)
+  kFragmentsOut = 18,     // fragments sent for datagrams larger than the MTU
+  kIcmpTimeExceededOut =
+      19,                // ICMP time exceeded sent (reassembly timeout, or TTL when forwarding)
+  kHandoffsIn = 20,      // packets that reached this CPU as a message from another CPU
+  kForwarded = 21,       // IPv4 packets routed out of another interface (router mode)
+  kIcmpUnreachOut = 22,  // ICMP destination unreachable sent (router mode: no route)
+  kCount = 23,
 };
 
 // Why the stack (rather than a wire parser) dropped a packet. Never renumber.
@@ -58,7 +62,9 @@ enum class IpDrop : uint8_t {
   kUdpNoSocket = 12,      // UDP to a port nobody bound (no ICMP port unreachable yet)
   kUdpQueueFull = 13,     // UDP for a socket whose receive queue was full
   kCantFragment = 14,     // output: larger than the MTU and DF set, or fragment() failed
-  kCount = 15,
+  kTtlExceeded = 15,      // forwarding: TTL would reach 0 (ICMP time exceeded sent)
+  kStopped = 16,          // reached a CPU after the interface stopped
+  kCount = 17,
 };
 
 std::string_view if_counter_name(IfCounter c);
@@ -72,6 +78,12 @@ struct IfCounters {
   uint64_t operator[](IfCounter c) const { return events[static_cast<size_t>(c)]; }
   uint64_t wire_dropped(wire::WireDrop d) const { return wire_drops[static_cast<size_t>(d)]; }
   uint64_t dropped(IpDrop d) const { return drops[static_cast<size_t>(d)]; }
+  IfCounters& operator+=(const IfCounters& o) {
+    for (size_t i = 0; i < events.size(); i++) events[i] += o.events[i];
+    for (size_t i = 0; i < wire_drops.size(); i++) wire_drops[i] += o.wire_drops[i];
+    for (size_t i = 0; i < drops.size(); i++) drops[i] += o.drops[i];
+    return *this;
+  }
 };
 
 class IfStats {

@@ -29,7 +29,8 @@ inline InterfaceConfig config(wire::Ipv4Addr a, int32_t ifindex) {
           .ifindex = ifindex,
           .arp = {},
           .rx_batch = 32,
-          .reassembly = {}};
+          .reassembly = {},
+          .proto_cpus = {}};
 }
 
 }  // namespace dfly::net::ip::testing_util

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "net/ip/chain.h"
+#include "net/ip/proto.h"
 #include "net/wire/drop.h"
 #include "net/wire/ipv4.h"
 #include "net/wire/udp.h"
@@ -19,58 +20,59 @@ using wire::Ipv4Addr;
 
 // --- Interface: the protocol hooks ----------------------------------------
 
-void Interface::udp_input(Mbuf* m, size_t off, size_t len, Ipv4Addr src, Ipv4Addr dst, bool bcast) {
+void Interface::udp_input(Proto& p, Mbuf* m, size_t off, size_t len, Ipv4Addr src, Ipv4Addr dst,
+                          bool bcast) {
   auto view = wire::UdpView::parse(std::span<const uint8_t>(m->data() + off, len));
-  if (!view.ok()) {
-    stats_.wire_drop(wire::drop_reason(view.error()));
-    return pool_.free(m);
+  if (!view.ok()) return proto_wire_drop(p, m, wire::drop_reason(view.error()));
+  if (!(m->pkt.csum & kCsumL4Verified)) {  // a forwarded datagram was checked already
+    auto udp = wire::UdpRepr::parse(*view, src, dst);
+    if (!udp.ok()) return proto_wire_drop(p, m, wire::drop_reason(udp.error()));
   }
-  auto udp = wire::UdpRepr::parse(*view, src, dst);
-  if (!udp.ok()) {
-    stats_.wire_drop(wire::drop_reason(udp.error()));
-    return pool_.free(m);
-  }
-  auto it = udp_ports_.find(udp->dst_port);
-  if (it == udp_ports_.end()) return free_drop(m, IpDrop::kUdpNoSocket);
-  // Keep exactly the payload: no headers, no link padding past the length field.
-  size_t payload = view->payload().size();
-  m->adj(off + wire::kUdpHeaderLen);
-  m->trim(m->pkt.len - payload);
-  it->second->input_on_cpu(m, {src, udp->src_port}, bcast);
+  udp_deliver(p, m, off, view->payload().size(), view->src_port(), view->dst_port(), src, bcast);
 }
 
 // A reassembled datagram (a chain, maybe larger than a cluster): udp_input's
 // checks with the checksum summed over the chain.
-void Interface::udp_chain_input(Mbuf* m, size_t off, size_t len, Ipv4Addr src, Ipv4Addr dst,
-                                bool bcast) {
+void Interface::udp_chain_input(Proto& p, Mbuf* m, size_t off, size_t len, Ipv4Addr src,
+                                Ipv4Addr dst, bool bcast) {
   uint8_t h[wire::kUdpHeaderLen];
-  if (len < sizeof h || !m->copy_out(off, sizeof h, h)) {
-    stats_.wire_drop(wire::WireDrop::kTruncated);
-    return pool_.free(m);
-  }
+  if (len < sizeof h || !m->copy_out(off, sizeof h, h))
+    return proto_wire_drop(p, m, wire::WireDrop::kTruncated);
   size_t ulen = size_t(h[4]) << 8 | h[5];
-  if (ulen < sizeof h || ulen > len) {
-    stats_.wire_drop(ulen > len ? wire::WireDrop::kTruncated : wire::WireDrop::kBadLength);
-    return pool_.free(m);
-  }
-  if ((h[6] | h[7]) != 0 && chain_sum(m, off, ulen,
-                                      wire::ipv4_pseudo_header_sum(src, dst, wire::kIpProtoUdp,
-                                                                   uint16_t(ulen))) != 0xffff) {
-    stats_.wire_drop(wire::WireDrop::kBadChecksum);
-    return pool_.free(m);
-  }
-  uint16_t sport = uint16_t(h[0] << 8 | h[1]), dport = uint16_t(h[2] << 8 | h[3]);
-  auto it = udp_ports_.find(dport);
-  if (it == udp_ports_.end()) return free_drop(m, IpDrop::kUdpNoSocket);
-  m->adj(off + wire::kUdpHeaderLen);
-  m->trim(m->pkt.len - (ulen - wire::kUdpHeaderLen));
-  it->second->input_on_cpu(m, {src, sport}, bcast);
+  if (ulen < sizeof h || ulen > len)
+    return proto_wire_drop(p, m,
+                           ulen > len ? wire::WireDrop::kTruncated : wire::WireDrop::kBadLength);
+  if (!(m->pkt.csum & kCsumL4Verified) && (h[6] | h[7]) != 0 &&
+      chain_sum(m, off, ulen,
+                wire::ipv4_pseudo_header_sum(src, dst, wire::kIpProtoUdp, uint16_t(ulen))) !=
+          0xffff)
+    return proto_wire_drop(p, m, wire::WireDrop::kBadChecksum);
+  udp_deliver(p, m, off, ulen - wire::kUdpHeaderLen, uint16_t(h[0] << 8 | h[1]),
+              uint16_t(h[2] << 8 | h[3]), src, bcast);
 }
 
-void Interface::udp_output(Mbuf* m, Ipv4Addr dst, uint16_t sport, uint16_t dport) {
+// A checked datagram: to the socket bound to dport. If that socket lives on
+// another protocol CPU the datagram goes there whole (IPv4 header at data()).
+void Interface::udp_deliver(Proto& p, Mbuf* m, size_t off, size_t payload, uint16_t sport,
+                            uint16_t dport, Ipv4Addr src, bool bcast) {
+  auto it = p.udp_ports.find(dport);
+  if (it == p.udp_ports.end()) return proto_drop(p, m, IpDrop::kUdpNoSocket);
+  UdpSocket* s = it->second;
+  if (s->p_ != &p) {
+    m->pkt.csum |= kCsumL4Verified;
+    return to_proto(*s->p_, m);
+  }
+  // Keep exactly the payload: no headers, no link padding past the length field.
+  m->adj(off + wire::kUdpHeaderLen);
+  m->trim(m->pkt.len - payload);
+  m->pkt.csum &= ~uint32_t(kCsumL4Verified);  // the mbuf may be turned around for output
+  s->input_on_cpu(m, {src, sport}, bcast);
+}
+
+void Interface::udp_output(Proto& p, Mbuf* m, Ipv4Addr dst, uint16_t sport, uint16_t dport) {
   size_t payload = m->pkt.len;
   Mbuf* h = m->prepend(wire::kUdpHeaderLen);
-  if (!h) return free_drop(m, IpDrop::kNoBufs);
+  if (!h) return proto_drop(p, m, IpDrop::kNoBufs);
   wire::UdpRepr udp{.src_port = sport, .dst_port = dport, .payload_len = uint16_t(payload)};
   if (h->m_next) {
     // A chain (larger than a buffer, or a reassembled payload echoed back): the
@@ -86,25 +88,34 @@ void Interface::udp_output(Mbuf* m, Ipv4Addr dst, uint16_t sport, uint16_t dport
   } else {
     udp.emit(std::span(h->data(), wire::kUdpHeaderLen + payload), cfg_.addr.addr, dst);
   }
-  stats_.add(IfCounter::kUdpOut);
-  ip_output(h, dst, wire::kIpProtoUdp);
+  p.stats.add(IfCounter::kUdpOut);
+  ip_output(p, h, dst, wire::kIpProtoUdp);
 }
 
 // --- UdpSocket: caller side ------------------------------------------------
 
-UdpSocket::UdpSocket(Interface& ifp, const UdpSocketConfig& cfg)
-    : ifp_(ifp), cfg_(cfg), ring_(new Queued[cfg.queue_len]) {}
+UdpSocket::UdpSocket(Interface& ifp, Interface::Proto& p, const UdpSocketConfig& cfg)
+    : ifp_(ifp), p_(&p), cfg_(cfg), ring_(new Queued[cfg.queue_len]) {}
 
 Result<std::unique_ptr<UdpSocket>> UdpSocket::open(Interface& ifp, const UdpSocketConfig& cfg) {
   if (cfg.queue_len < 1 || cfg.queue_len > kMaxQueue)
     return Error(EINVAL, "udp: queue_len " + std::to_string(cfg.queue_len) + " not in 1.." +
                              std::to_string(kMaxQueue));
-  return std::unique_ptr<UdpSocket>(new UdpSocket(ifp, cfg));
+  size_t n = ifp.protos_.size();
+  if (cfg.proto >= 0 && size_t(cfg.proto) >= n)
+    return Error(EINVAL, "udp: protocol CPU index " + std::to_string(cfg.proto) + " not in 0.." +
+                             std::to_string(n - 1));
+  if (cfg.per_cpu && cfg.proto < 0)
+    return Error(EINVAL, "udp: a per-CPU socket needs its protocol CPU index");
+  size_t i = cfg.proto >= 0 ? size_t(cfg.proto)
+                            : ifp.next_sock_proto_.fetch_add(1, std::memory_order_relaxed) % n;
+  return std::unique_ptr<UdpSocket>(new UdpSocket(ifp, *ifp.protos_[i], cfg));
 }
 
 UdpSocket::~UdpSocket() {
   // If the System already stopped its threads are gone: close from here.
-  if (lwkt::run_on(ifp_.cpu_, [&] { close_on_cpu(); }) != 0) close_on_cpu();
+  if (lwkt::run_on(*p_->cpu, [&] { shutdown_on_cpu(); }) != 0) shutdown_on_cpu();
+  unbind();
 }
 
 namespace {
@@ -114,32 +125,83 @@ Status status(int e, const char* what) {
 }
 }  // namespace
 
-Status UdpSocket::bind(uint16_t port) {
+// The Protos whose port table holds this socket: its own (per-CPU instances of a
+// service) or all of them (a plain socket reachable from every flow's CPU).
+template <typename F>
+int UdpSocket::for_each_table(F&& f) {
   int e = 0;
-  if (lwkt::run_on(ifp_.cpu_, [&] { e = bind_on_cpu(port); }) != 0) e = ECANCELED;
+  for (auto& q : ifp_.protos_) {
+    if (cfg_.per_cpu && q.get() != p_) continue;
+    auto* table = &q->udp_ports;
+    if (lwkt::run_on(*q->cpu, [&] { f(*table); }) != 0) e = ECANCELED;
+  }
+  return e;
+}
+
+int UdpSocket::bind_port(uint16_t port) {
+  std::lock_guard<std::mutex> g(ifp_.bind_mu_);  // tables change only under it
+  if (port_.load(std::memory_order_relaxed) != 0) return EINVAL;
+  auto taken = [&](uint16_t p) {
+    bool t = false;
+    for_each_table([&](PortTable& table) { t = t || table.contains(p); });
+    return t;
+  };
+  if (port == 0) {  // ephemeral range 49152..65535 (RFC 6335)
+    for (int tries = 0; tries < 16384 && port == 0; tries++) {
+      uint16_t p = ifp_.udp_ephemeral_;
+      ifp_.udp_ephemeral_ = p == 65535 ? 49152 : uint16_t(p + 1);
+      if (!taken(p)) port = p;
+    }
+    if (port == 0) return EADDRINUSE;
+  } else if (taken(port)) {
+    return EADDRINUSE;
+  }
+  if (int e = for_each_table([&](PortTable& table) { table.emplace(port, this); }); e != 0)
+    return e;
+  port_.store(port, std::memory_order_relaxed);
+  return 0;
+}
+
+void UdpSocket::unbind() {
+  std::lock_guard<std::mutex> g(ifp_.bind_mu_);
+  uint16_t p = port_.load(std::memory_order_relaxed);
+  if (p == 0) return;
+  auto erase = [&](PortTable& table) {
+    if (auto it = table.find(p); it != table.end() && it->second == this) table.erase(it);
+  };
+  if (for_each_table(erase) != 0) {
+    // The System stopped: no thread serves the tables any more.
+    for (auto& q : ifp_.protos_)
+      if (!cfg_.per_cpu || q.get() == p_) erase(q->udp_ports);
+  }
+  port_.store(0, std::memory_order_relaxed);
+}
+
+Status UdpSocket::bind(uint16_t port) {
+  int e = bind_port(port);
   return status(e, port ? ("bind " + std::to_string(port)).c_str() : "bind (ephemeral)");
 }
 
 Status UdpSocket::connect(Ipv4Addr addr, uint16_t port) {
   int e = 0;
-  auto fn = [&] {
-    if (port == 0)
-      e = EINVAL;
-    else if (!ifp_.next_hop(addr))
-      e = EHOSTUNREACH;
-    else if (port_.load(std::memory_order_relaxed) == 0)
-      e = bind_on_cpu(0);
-    if (e != 0) return;
-    peer_ = {addr, port};
-    connected_ = true;
-  };
-  if (lwkt::run_on(ifp_.cpu_, fn) != 0) e = ECANCELED;
+  if (port == 0)
+    e = EINVAL;
+  else if (!ifp_.next_hop(addr))
+    e = EHOSTUNREACH;
+  else if (port_.load(std::memory_order_relaxed) == 0)
+    e = bind_port(0);
+  if (e == 0 && lwkt::run_on(*p_->cpu, [&] {
+                  peer_ = {addr, port};
+                  connected_ = true;
+                }) != 0)
+    e = ECANCELED;
   return status(e, ("connect " + addr.to_string() + ":" + std::to_string(port)).c_str());
 }
 
 Status UdpSocket::sendto(Ipv4Addr dst, uint16_t port, std::span<const uint8_t> bytes) {
-  int e = 0;
-  if (lwkt::run_on(ifp_.cpu_, [&] { e = send_on_cpu({dst, port}, bytes); }) != 0) e = ECANCELED;
+  int e = port_.load(std::memory_order_relaxed) == 0 ? bind_port(0) : 0;
+  if (e == 0 && lwkt::run_on(*p_->cpu, [&] { e = send_on_cpu({dst, port}, bytes); }) != 0)
+    e = ECANCELED;
   if (e == 0) return Ok{};
   return status(e, ("sendto " + dst.to_string() + ":" + std::to_string(port)).c_str());
 }
@@ -147,7 +209,7 @@ Status UdpSocket::sendto(Ipv4Addr dst, uint16_t port, std::span<const uint8_t> b
 Status UdpSocket::send(std::span<const uint8_t> bytes) {
   int e = 0;
   auto fn = [&] { e = connected_ ? send_on_cpu(peer_, bytes) : ENOTCONN; };
-  if (lwkt::run_on(ifp_.cpu_, fn) != 0) e = ECANCELED;
+  if (lwkt::run_on(*p_->cpu, fn) != 0) e = ECANCELED;
   return status(e, "send");
 }
 
@@ -158,7 +220,7 @@ Result<UdpRecv> UdpSocket::recvfrom(std::span<uint8_t> buf, uint64_t timeout_ns)
   r.handler = recv_start;
   r.sock = this;
   r.timer.msg = &r;
-  int e = lwkt::domsg(ifp_.cpu_.port(), &r);
+  int e = lwkt::domsg(p_->cpu->port(), &r);
   if (e != 0) return Error(e, "udp: recvfrom");
   return r.result;
 }
@@ -167,7 +229,7 @@ void UdpSocket::recv_async(RecvMsg* m) {
   m->handler = recv_start;
   m->sock = this;
   m->timer.msg = m;
-  lwkt::sendmsg(ifp_.cpu_.port(), m);
+  lwkt::sendmsg(p_->cpu->port(), m);
 }
 
 UdpSocketStats UdpSocket::stats() const {
@@ -181,30 +243,12 @@ UdpSocketStats UdpSocket::stats() const {
 
 // --- UdpSocket: on the serving CPU -----------------------------------------
 
-int UdpSocket::bind_on_cpu(uint16_t port) {
-  if (dead_) return ECANCELED;
-  if (port_.load(std::memory_order_relaxed) != 0) return EINVAL;
-  if (port == 0) {  // ephemeral range 49152..65535 (RFC 6335)
-    for (int tries = 0; tries < 16384 && port == 0; tries++) {
-      uint16_t p = ifp_.udp_ephemeral_;
-      ifp_.udp_ephemeral_ = p == 65535 ? 49152 : uint16_t(p + 1);
-      if (!ifp_.udp_ports_.contains(p)) port = p;
-    }
-    if (port == 0) return EADDRINUSE;
-  }
-  if (!ifp_.udp_ports_.emplace(port, this).second) return EADDRINUSE;
-  port_.store(port, std::memory_order_relaxed);
-  return 0;
-}
-
 int UdpSocket::send_on_cpu(const UdpEndpoint& to, std::span<const uint8_t> bytes) {
-  if (dead_ || !ifp_.serving_) return ECANCELED;
+  if (dead_ || !p_->serving) return ECANCELED;
   if (bytes.size() > kMaxPayload) return EMSGSIZE;
   if (to.port == 0) return EINVAL;
   if (!ifp_.next_hop(to.addr)) return EHOSTUNREACH;
-  if (port_.load(std::memory_order_relaxed) == 0) {
-    if (int e = bind_on_cpu(0); e != 0) return e;
-  }
+  if (port_.load(std::memory_order_relaxed) == 0) return EINVAL;  // the caller binds first
   // One buffer when it fits (a cluster holds kClusterSize - kHeadroom), else a chain.
   Mbuf* m =
       ifp_.pool_.get_for(std::min<size_t>(bytes.size(), Mbuf::kClusterSize - Mbuf::kHeadroom));
@@ -220,16 +264,17 @@ int UdpSocket::send_on_cpu(const UdpEndpoint& to, std::span<const uint8_t> bytes
 void UdpSocket::output_on_cpu(Mbuf* m, const UdpEndpoint& to) {
   bump(tx_datagrams_, 1);
   bump(tx_bytes_, m->pkt.len);
-  ifp_.udp_output(m, to.addr, port_.load(std::memory_order_relaxed), to.port);
+  ifp_.udp_output(*p_, m, to.addr, port_.load(std::memory_order_relaxed), to.port);
 }
 
 void UdpSocket::input_on_cpu(Mbuf* m, const UdpEndpoint& from, bool bcast) {
-  if (dead_ || (connected_ && !(from == peer_))) return ifp_.free_drop(m, IpDrop::kUdpNoSocket);
+  if (dead_ || (connected_ && !(from == peer_)))
+    return ifp_.proto_drop(*p_, m, IpDrop::kUdpNoSocket);
   if (!cfg_.upcall && !parked_head_ && count_ == cfg_.queue_len) {
     bump(rx_queue_full_, 1);
-    return ifp_.free_drop(m, IpDrop::kUdpQueueFull);
+    return ifp_.proto_drop(*p_, m, IpDrop::kUdpQueueFull);
   }
-  ifp_.stats_.add(IfCounter::kUdpIn);
+  p_->stats.add(IfCounter::kUdpIn);
   bump(rx_datagrams_, 1);
   bump(rx_bytes_, m->pkt.len);
   if (cfg_.upcall) return cfg_.upcall(cfg_.upcall_ctx, *this, m, from, bcast);
@@ -269,7 +314,7 @@ void UdpSocket::park(RecvMsg* r) {
   else
     parked_head_ = r;
   parked_tail_ = r;
-  if (r->timeout_ns) ifp_.cpu_.timers().arm(&r->timer, r->timeout_ns, recv_timeout);
+  if (r->timeout_ns) p_->cpu->timers().arm(&r->timer, r->timeout_ns, recv_timeout);
 }
 
 void UdpSocket::recv_timeout(lwkt::Callout* c) {
@@ -285,7 +330,7 @@ void UdpSocket::unpark(RecvMsg* r, int error) {
     if (parked_tail_ == r) parked_tail_ = prev;
     break;
   }
-  ifp_.cpu_.timers().cancel(&r->timer);
+  p_->cpu->timers().cancel(&r->timer);
   lwkt::replymsg(r, error);  // r belongs to the caller from here on
 }
 
@@ -296,15 +341,6 @@ void UdpSocket::shutdown_on_cpu() {
     ifp_.pool_.free(ring_[head_].m);
     head_ = (head_ + 1) % cfg_.queue_len;
   }
-}
-
-void UdpSocket::close_on_cpu() {
-  shutdown_on_cpu();
-  uint16_t p = port_.load(std::memory_order_relaxed);
-  if (auto it = ifp_.udp_ports_.find(p);
-      p != 0 && it != ifp_.udp_ports_.end() && it->second == this)
-    ifp_.udp_ports_.erase(it);
-  port_.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace dfly::net::ip

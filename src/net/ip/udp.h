@@ -1,10 +1,14 @@
 // net/ip: UDP sockets on an Interface (RFC 768; RFC 1122 §4.1).
 //
-// Contract. A UdpSocket is a handle whose state (bound port, peer, receive queue,
-// parked receives) belongs to the interface's serving CPU and is touched only
-// there; every call below is a message to that CPU. The handle is not copyable and
-// its calls may be made from any thread except the serving CPU's own (they block
-// for a message round trip), one call at a time per socket. Close every socket
+// Contract. A UdpSocket is a handle whose state (peer, receive queue, parked
+// receives) belongs to one of the interface's protocol CPUs (its "home", chosen
+// round-robin at open, or UdpSocketConfig::proto) and is touched only there;
+// every call below is a message to that CPU. Binding enters the socket in every
+// protocol CPU's port table (a datagram is first looked up on the CPU its flow
+// hashed to, then forwarded home), or only its home's for a per-CPU socket (one
+// instance of a service replicated on each CPU). The handle is not copyable and
+// its calls may be made from any thread except the protocol CPUs' own (they
+// block for message round trips), one call at a time per socket. Close every socket
 // (destroy it) before destroying its Interface; Interface::stop() cancels pending
 // receives (ECANCELED) and frees queued datagrams, after which calls fail ECANCELED.
 //
@@ -38,6 +42,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <unordered_map>
 
 #include "base/result.h"
 #include "lwkt/callout.h"
@@ -57,13 +62,13 @@ struct UdpRecv {
   size_t size = 0;  // the datagram's payload length (may exceed the bytes copied)
 };
 
-// Per-socket counters: written on the serving CPU, readable anywhere (relaxed).
+// Per-socket counters: written on the home CPU, readable anywhere (relaxed).
 struct UdpSocketStats {
   uint64_t rx_datagrams = 0, rx_bytes = 0, rx_queue_full = 0, tx_datagrams = 0, tx_bytes = 0;
 };
 
 class UdpSocket;
-// Runs on the serving CPU for every datagram of an upcall socket and owns m, an
+// Runs on the home CPU for every datagram of an upcall socket and owns m, an
 // mbuf holding exactly the payload (one buffer, or a chain if it was reassembled). bcast: sent to a
 // broadcast address (services must not answer those).
 using UdpUpcall = void (*)(void* ctx, UdpSocket& s, Mbuf* m, const UdpEndpoint& from, bool bcast);
@@ -72,6 +77,8 @@ struct UdpSocketConfig {
   size_t queue_len = 64;  // datagrams held for recvfrom (1..kMaxQueue)
   UdpUpcall upcall = nullptr;
   void* upcall_ctx = nullptr;
+  int proto = -1;        // home protocol CPU index; -1: round-robin
+  bool per_cpu = false;  // bind in the home CPU's port table only (needs proto)
 };
 
 class UdpSocket {
@@ -96,7 +103,7 @@ class UdpSocket {
     std::span<uint8_t> buf;
     uint64_t timeout_ns = 0;
     UdpRecv result;
-    // --- owned by the serving CPU while the message is out ---
+    // --- owned by the home CPU while the message is out ---
     struct Timer : lwkt::Callout {
       RecvMsg* msg = nullptr;
     } timer;
@@ -108,7 +115,7 @@ class UdpSocket {
   uint16_t local_port() const { return port_.load(std::memory_order_relaxed); }
   UdpSocketStats stats() const;
 
-  // Serving CPU only (upcalls): sends the payload mbuf m (consumed) from this
+  // Home CPU only (upcalls): sends the payload mbuf m (consumed) from this
   // socket's port to `to`. Drops are counted on the interface.
   void output_on_cpu(Mbuf* m, const UdpEndpoint& to);
 
@@ -118,10 +125,13 @@ class UdpSocket {
     Mbuf* m;
     UdpEndpoint from;
   };
-  UdpSocket(Interface& ifp, const UdpSocketConfig& cfg);
-  int bind_on_cpu(uint16_t port);
+  using PortTable = std::unordered_map<uint16_t, UdpSocket*>;
+  UdpSocket(Interface& ifp, Interface::Proto& p, const UdpSocketConfig& cfg);
+  template <typename F>
+  int for_each_table(F&& f);
+  int bind_port(uint16_t port);  // caller side, under the interface's bind_mu_
+  void unbind();
   int send_on_cpu(const UdpEndpoint& to, std::span<const uint8_t> bytes);
-  void close_on_cpu();
   void input_on_cpu(Mbuf* m, const UdpEndpoint& from, bool bcast);
   void deliver(RecvMsg* r, Mbuf* m, const UdpEndpoint& from);
   void park(RecvMsg* r);
@@ -134,11 +144,12 @@ class UdpSocket {
   }
 
   Interface& ifp_;
+  Interface::Proto* p_;  // home
   UdpSocketConfig cfg_;
-  std::atomic<uint16_t> port_{0};  // written on the CPU; 0 = unbound
+  std::atomic<uint16_t> port_{0};  // written under bind_mu_; 0 = unbound
   std::atomic<uint64_t> rx_datagrams_{0}, rx_bytes_{0}, rx_queue_full_{0}, tx_datagrams_{0},
       tx_bytes_{0};
-  // --- owned by the serving CPU ---
+  // --- owned by the home CPU ---
   bool dead_ = false;  // the interface stopped
   bool connected_ = false;
   UdpEndpoint peer_;

@@ -172,7 +172,13 @@ size_t Mbuf::chain_count() const {
 
 void dispatch(lwkt::Port* port, Mbuf* m, lwkt::MsgFn handler) {
   m->handler = handler;
-  lwkt::sendmsg(port, m);
+  // A fresh packet (never sent, DONE) starts its trip; one a handler received is
+  // passed on unreplied, as many hops as the stack needs (link -> protocol CPU ->
+  // socket's CPU -> link).
+  if (m->flags.load(std::memory_order_relaxed) & lwkt::kMsgDone)
+    lwkt::sendmsg(port, m);
+  else
+    lwkt::forwardmsg(port, m);
 }
 
 // ---- MbufPool ----

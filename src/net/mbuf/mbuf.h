@@ -55,6 +55,11 @@ struct PktHdr {
   bool hash_valid = false;  // DragonFly M_HASH
   uint32_t csum = 0;        // CsumFlags
   uint16_t tso_mss = 0;     // with kCsumTso
+  // Dispatch context: what the handler a packet is sent to acts for (e.g. the
+  // interface) and one argument (a protocol CPU index, an output next hop, ...).
+  // Meaningful only between a dispatch and its handler; nothing else reads it.
+  void* ctx = nullptr;
+  uint32_t ctx_arg = 0;
 };
 
 struct Mbuf : lwkt::Msg {
@@ -112,6 +117,7 @@ struct Mbuf : lwkt::Msg {
 };
 
 // Sends packet m (owned by the caller) to port, where handler will consume it.
+// m may be fresh or one the calling handler received (then it is forwarded).
 // Never allocates; m belongs to the handler from here on.
 void dispatch(lwkt::Port* port, Mbuf* m, lwkt::MsgFn handler);
 

@@ -1,0 +1,59 @@
+// net/ip (internal): one protocol CPU's share of an Interface.
+//
+// Ownership. Everything in a Proto is touched only by its CPU's thread, except
+// the counters (single-writer atomics, read anywhere) and the fields fixed at
+// construction. The port table is the one structure with a cross-CPU rule: it is
+// only changed by UdpSocket bind/close, which hold the interface's bind_mu and
+// visit every Proto's CPU with a message, so each table is still written only by
+// its own thread (interface.h has the dispatch model).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "lwkt/callout.h"
+#include "net/frag/reassembly.h"
+#include "net/ip/interface.h"
+#include "net/ip/stats.h"
+
+namespace dfly::net::ip {
+
+struct Interface::Proto {
+  struct FragTimer : lwkt::Callout {
+    Proto* p = nullptr;
+  };
+
+  Proto(Interface* ifp, lwkt::Cpu* cpu, uint32_t index, uint32_t nprotos)
+      : ifp(ifp),
+        cpu(cpu),
+        index(index),
+        ip_ident(static_cast<uint16_t>(index + 1)),
+        ident_step(static_cast<uint16_t>(nprotos)) {
+    frag_timer.p = this;
+  }
+
+  Interface* const ifp;
+  lwkt::Cpu* const cpu;
+  const uint32_t index;
+  IfStats stats;
+  // --- owned by cpu's thread ---
+  bool serving = false;
+  std::unique_ptr<frag::Reassembler> reasm;            // made at start, freed at stop
+  FragTimer frag_timer;                                // armed for reasm->next_deadline_ns()
+  std::unordered_map<uint16_t, UdpSocket*> udp_ports;  // changes only at bind/close
+  PingMsg* pings = nullptr;                            // outstanding pings (Proto 0 only)
+  uint16_t ping_seq = 0;
+  // IPv4 idents: each Proto takes every nprotos-th value, so two CPUs never send
+  // the same ident to a destination at once (RFC 6864 uniqueness).
+  uint16_t ip_ident;
+  const uint16_t ident_step;
+  uint16_t next_ident() {
+    uint16_t v = ip_ident;
+    ip_ident = static_cast<uint16_t>(ip_ident + ident_step);
+    return v;
+  }
+};
+
+}  // namespace dfly::net::ip
