@@ -36,7 +36,9 @@ using vfs::Ino;
 constexpr uint64_t kChunk = 64 * 1024;
 constexpr uint64_t kInodeCost = 0;  // inodes are bounded by count, not bytes
 
-uint64_t round4k(uint64_t n) { return (n + 4095) & ~uint64_t{4095}; }
+uint64_t round4k(uint64_t n) {
+  return (n + 4095) & ~uint64_t{4095};
+}
 timespec now() {
   timespec t;
   clock_gettime(CLOCK_REALTIME, &t);
@@ -51,7 +53,7 @@ struct Entry {
 struct Inode {
   Attr attr;
   std::map<uint64_t, std::vector<std::byte>> chunks;  // regular files
-  std::map<std::string, Entry, std::less<>> names;   // directories
+  std::map<std::string, Entry, std::less<>> names;    // directories
   std::map<uint64_t, std::string> by_cookie;
   uint64_t next_cookie = 3;
   Ino parent = 0;
@@ -489,7 +491,7 @@ class MemFs final : public vfs::Filesystem {
   }
 
   Status not_ancestor(Ino a, Ino dir) {
-    for (Ino p = dir;; ) {
+    for (Ino p = dir;;) {
       if (p == a) return Error(EINVAL, "memfs: rename: directory into its own subtree");
       if (p == kRoot) return {};
       p = TRY(inode(p))->parent;

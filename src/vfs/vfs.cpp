@@ -28,9 +28,15 @@
 
 namespace dfly::vfs {
 
-Status Filesystem::reserve(Ino, uint64_t, uint64_t) { return {}; }
-Status Filesystem::fsync(Ino, bool) { return {}; }
-Status Filesystem::open(Ino, int) { return {}; }
+Status Filesystem::reserve(Ino, uint64_t, uint64_t) {
+  return {};
+}
+Status Filesystem::fsync(Ino, bool) {
+  return {};
+}
+Status Filesystem::open(Ino, int) {
+  return {};
+}
 void Filesystem::release(Ino) {}
 void Filesystem::forget(Ino) {}
 Result<std::string> Filesystem::getxattr(Ino, std::string_view) {
@@ -229,8 +235,12 @@ Result<VnodeRef> Vfs::root() {
   return impl_->get(a);
 }
 
-Ino Vfs::ino(const Vnode& vp) { return vp.ino; }
-VnodeRef Vfs::ref(Vnode& vp) { return impl_->ref(vp); }
+Ino Vfs::ino(const Vnode& vp) {
+  return vp.ino;
+}
+VnodeRef Vfs::ref(Vnode& vp) {
+  return impl_->ref(vp);
+}
 void Vfs::put(Vnode* vp, uint64_t n) {
   if (n) impl_->put(vp, n);
 }
@@ -356,7 +366,9 @@ Status Vfs::open(Vnode& vp, int flags) {
   return {};
 }
 
-void Vfs::release(Vnode& vp) { fs_->release(vp.ino); }
+void Vfs::release(Vnode& vp) {
+  fs_->release(vp.ino);
+}
 
 Result<size_t> Vfs::read(Vnode& vp, uint64_t off, std::span<std::byte> out) {
   TRY(check_regular(vp));
@@ -373,7 +385,9 @@ Status Vfs::fsync(Vnode& vp, bool datasync) {
   return fs_->fsync(vp.ino, datasync);
 }
 
-Status Vfs::sync() { return impl_->sync(); }
+Status Vfs::sync() {
+  return impl_->sync();
+}
 
 Status Vfs::fallocate(Vnode& vp, int mode, uint64_t off, uint64_t len) {
   TRY(check_regular(vp));
@@ -397,7 +411,9 @@ Result<uint64_t> Vfs::lseek(Vnode& vp, uint64_t off, int whence) {
   return fs_->seek_data(vp.ino, off, whence);
 }
 
-Result<StatFs> Vfs::statfs() { return fs_->statfs(); }
+Result<StatFs> Vfs::statfs() {
+  return fs_->statfs();
+}
 
 Result<std::string> Vfs::getxattr(Vnode& vp, std::string_view name) {
   return fs_->getxattr(vp.ino, name);
@@ -407,15 +423,17 @@ Status Vfs::setxattr(Vnode& vp, std::string_view name, std::string_view value, i
   if (value.size() > 65536) return Error(E2BIG, "vfs: xattr value over 64 KiB");
   return fs_->setxattr(vp.ino, name, value, flags);
 }
-Result<std::vector<std::string>> Vfs::listxattr(Vnode& vp) { return fs_->listxattr(vp.ino); }
+Result<std::vector<std::string>> Vfs::listxattr(Vnode& vp) {
+  return fs_->listxattr(vp.ino);
+}
 Status Vfs::removexattr(Vnode& vp, std::string_view name) {
   return fs_->removexattr(vp.ino, name);
 }
 
 CacheStats Vfs::stats() const {
   const Cache& c = impl_->cache;
-  return {c.bytes.load(), c.dirty_bytes.load(), c.hits.load(),
-          c.misses.load(), c.writebacks.load(), c.evictions.load()};
+  return {c.bytes.load(),  c.dirty_bytes.load(), c.hits.load(),
+          c.misses.load(), c.writebacks.load(),  c.evictions.load()};
 }
 
 }  // namespace dfly::vfs

@@ -47,9 +47,15 @@ namespace {
 // Larger offsets are EFBIG: keeps every rounded range far from ccms::kEnd.
 constexpr uint64_t kMaxFileSize = 1ull << 60;
 
-uint64_t down(uint64_t x) { return x & ~(kGranule - 1); }
-uint64_t up(uint64_t x) { return (x + kGranule - 1) & ~(kGranule - 1); }
-uint32_t round4k(uint64_t n) { return static_cast<uint32_t>((n + 4095) & ~uint64_t{4095}); }
+uint64_t down(uint64_t x) {
+  return x & ~(kGranule - 1);
+}
+uint64_t up(uint64_t x) {
+  return (x + kGranule - 1) & ~(kGranule - 1);
+}
+uint32_t round4k(uint64_t n) {
+  return static_cast<uint32_t>((n + 4095) & ~uint64_t{4095});
+}
 
 timespec now() {
   timespec t;
@@ -184,7 +190,7 @@ Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool
       return false;
     };
     whole = whole || needs_whole();
-    ccms::Range r = append ? ccms::Range::from(down(off))
+    ccms::Range r = append  ? ccms::Range::from(down(off))
                     : whole ? ccms::Range{down(off), up(end)}
                             : ccms::Range{off, end};
     Held h(ds_);

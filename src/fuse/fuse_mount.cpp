@@ -1,0 +1,458 @@
+// The FUSE bridge. Theory of operation.
+//
+// Node ids. The kernel names an inode by a 64-bit node id and counts its lookups;
+// every reply that creates a kernel reference (lookup, create, mknod, mkdir,
+// symlink, link) hands over one vnode reference (VnodeRef::release), and FORGET
+// returns n of them (Vfs::put). So the node id is the Vnode's address: it stays
+// valid exactly as long as the kernel can use it, and no table is needed. The root
+// is node 1 (FUSE_ROOT_ID); the session holds its reference for the whole mount and
+// takes none for the kernel's lookups of it. If a reply fails to reach the kernel
+// (an interrupted request), the reference it carried is dropped at once.
+//
+// Requests run on libfuse's worker threads and call the Vfs directly; the Vfs's own
+// locking (vfs.h) is what makes them safe to run concurrently. Errors go back as
+// their errno code.
+#define FUSE_USE_VERSION 312
+#include "fuse/fuse_mount.h"
+
+#include <fuse3/fuse_lowlevel.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+namespace dfly::fuse {
+
+using vfs::Vfs;
+using vfs::Vnode;
+using vfs::VnodeRef;
+
+class FuseMount::Session {
+ public:
+  fuse_session* se = nullptr;
+  bool mounted = false;
+  Vfs* vfs = nullptr;
+  VnodeRef root;
+  MountOptions opt;
+};
+
+namespace {
+
+constexpr double kTimeout = 1.0;  // attr and entry cache, seconds
+
+FuseMount::Session& S(fuse_req_t req) {
+  return *static_cast<FuseMount::Session*>(fuse_req_userdata(req));
+}
+
+Vnode& node(fuse_req_t req, fuse_ino_t ino) {
+  if (ino == FUSE_ROOT_ID) return *S(req).root;
+  return *reinterpret_cast<Vnode*>(ino);
+}
+
+void reply_err(fuse_req_t req, const Error& e) {
+  fuse_reply_err(req, e.code());
+}
+
+struct stat to_stat(const vfs::Attr& a) {
+  struct stat st {};
+  st.st_ino = a.ino;
+  st.st_mode = a.mode;
+  st.st_nlink = a.nlink;
+  st.st_uid = a.uid;
+  st.st_gid = a.gid;
+  st.st_rdev = a.rdev;
+  st.st_size = static_cast<off_t>(a.size);
+  st.st_blocks = static_cast<blkcnt_t>(a.blocks);
+  st.st_blksize = 4096;
+  st.st_atim = a.atime;
+  st.st_mtim = a.mtime;
+  st.st_ctim = a.ctime;
+  return st;
+}
+
+vfs::Cred cred(fuse_req_t req) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  return {c->uid, c->gid};
+}
+
+void reply_entry(fuse_req_t req, Result<VnodeRef> r) {
+  if (!r.ok()) return reply_err(req, r.error());
+  VnodeRef vp = std::move(r).value();
+  Vfs& v = *S(req).vfs;
+  auto a = v.getattr(*vp);
+  if (!a.ok()) return reply_err(req, a.error());
+  fuse_entry_param e{};
+  bool is_root = vp.get() == S(req).root.get();
+  e.ino = is_root ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(vp.get());
+  e.attr = to_stat(*a);
+  e.attr_timeout = e.entry_timeout = kTimeout;
+  Vnode* raw = is_root ? nullptr : vp.release();
+  if (fuse_reply_entry(req, &e) != 0 && raw) v.put(raw, 1);
+}
+
+void reply_attr(fuse_req_t req, Result<vfs::Attr> a) {
+  if (!a.ok()) return reply_err(req, a.error());
+  struct stat st = to_stat(*a);
+  fuse_reply_attr(req, &st, kTimeout);
+}
+
+void reply_status(fuse_req_t req, const Status& s) {
+  fuse_reply_err(req, s.ok() ? 0 : s.error().code());
+}
+
+void op_init(void*, fuse_conn_info* conn) {
+  // The kernel keeps our pages across opens (we are the only path to the data).
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+}
+
+void op_destroy(void* ud) {
+  auto* s = static_cast<FuseMount::Session*>(ud);
+  if (s->vfs) s->vfs->sync().ignore_error_on_purpose();  // the kernel has gone
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_entry(req, S(req).vfs->lookup(node(req, parent), name));
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
+  if (ino != FUSE_ROOT_ID) S(req).vfs->put(&node(req, ino), n);
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* f) {
+  for (size_t i = 0; i < count; ++i)
+    if (f[i].ino != FUSE_ROOT_ID) S(req).vfs->put(&node(req, f[i].ino), f[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  reply_attr(req, S(req).vfs->getattr(node(req, ino)));
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* st, int to_set, fuse_file_info*) {
+  using vfs::SetAttr;
+  SetAttr s;
+  if (to_set & FUSE_SET_ATTR_MODE) s.valid |= SetAttr::kMode, s.mode = st->st_mode;
+  if (to_set & FUSE_SET_ATTR_UID) s.valid |= SetAttr::kUid, s.uid = st->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) s.valid |= SetAttr::kGid, s.gid = st->st_gid;
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    if (st->st_size < 0) return void(fuse_reply_err(req, EINVAL));
+    s.valid |= SetAttr::kSize;
+    s.size = static_cast<uint64_t>(st->st_size);
+  }
+  if (to_set & FUSE_SET_ATTR_ATIME) s.valid |= SetAttr::kAtime, s.atime = st->st_atim;
+  if (to_set & FUSE_SET_ATTR_MTIME) s.valid |= SetAttr::kMtime, s.mtime = st->st_mtim;
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) s.valid |= SetAttr::kAtimeNow;
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) s.valid |= SetAttr::kMtimeNow;
+  if (to_set & FUSE_SET_ATTR_CTIME) s.valid |= SetAttr::kCtime, s.ctime = st->st_ctim;
+  reply_attr(req, S(req).vfs->setattr(node(req, ino), s));
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  auto r = S(req).vfs->readlink(node(req, ino));
+  if (!r.ok()) return reply_err(req, r.error());
+  fuse_reply_readlink(req, r->c_str());
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  reply_entry(req, S(req).vfs->mknod(node(req, parent), name, mode, rdev, cred(req)));
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  reply_entry(req, S(req).vfs->mkdir(node(req, parent), name, mode, cred(req)));
+}
+
+void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  reply_entry(req, S(req).vfs->symlink(node(req, parent), name, target, cred(req)));
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
+  reply_entry(req, S(req).vfs->link(node(req, ino), node(req, parent), name));
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_status(req, S(req).vfs->unlink(node(req, parent), name));
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_status(req, S(req).vfs->rmdir(node(req, parent), name));
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned flags) {
+  reply_status(req,
+               S(req).vfs->rename(node(req, parent), name, node(req, newparent), newname, flags));
+}
+
+void setup_open(fuse_file_info* fi) {
+  fi->direct_io = (fi->flags & O_DIRECT) ? 1 : 0;
+  fi->keep_cache = fi->direct_io ? 0 : 1;
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Status s = S(req).vfs->open(node(req, ino), fi->flags);
+  if (!s.ok()) return reply_err(req, s.error());
+  setup_open(fi);
+  if (fuse_reply_open(req, fi) != 0) S(req).vfs->release(node(req, ino));
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               fuse_file_info* fi) {
+  Vfs& v = *S(req).vfs;
+  Vnode& dir = node(req, parent);
+  auto r = v.mknod(dir, name, (mode & 07777) | S_IFREG, 0, cred(req));
+  if (!r.ok() && r.error().code() == EEXIST && !(fi->flags & O_EXCL)) r = v.lookup(dir, name);
+  if (!r.ok()) return reply_err(req, r.error());
+  VnodeRef vp = std::move(r).value();
+  Status s = v.open(*vp, fi->flags);
+  if (!s.ok()) return reply_err(req, s.error());
+  auto a = v.getattr(*vp);
+  if (!a.ok()) {
+    v.release(*vp);
+    return reply_err(req, a.error());
+  }
+  setup_open(fi);
+  fuse_entry_param e{};
+  e.ino = reinterpret_cast<fuse_ino_t>(vp.get());
+  e.attr = to_stat(*a);
+  e.attr_timeout = e.entry_timeout = kTimeout;
+  Vnode* raw = vp.release();
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    v.release(*raw);
+    v.put(raw, 1);
+  }
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  thread_local std::vector<std::byte> buf;
+  if (off < 0) return void(fuse_reply_err(req, EINVAL));
+  if (buf.size() < size) buf.resize(size);
+  auto n = S(req).vfs->read(node(req, ino), static_cast<uint64_t>(off), {buf.data(), size});
+  if (!n.ok()) return reply_err(req, n.error());
+  fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *n);
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off,
+              fuse_file_info* fi) {
+  if (off < 0) return void(fuse_reply_err(req, EINVAL));
+  auto n = S(req).vfs->write(node(req, ino), static_cast<uint64_t>(off),
+                             {reinterpret_cast<const std::byte*>(data), size},
+                             (fi->flags & O_APPEND) != 0);
+  if (!n.ok()) return reply_err(req, n.error());
+  fuse_reply_write(req, *n);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  fuse_reply_err(req, 0);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  S(req).vfs->release(node(req, ino));
+  fuse_reply_err(req, 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
+  reply_status(req, S(req).vfs->fsync(node(req, ino), datasync != 0));
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  fuse_reply_open(req, fi);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  std::vector<char> buf(size);
+  size_t pos = 0;
+  Status s =
+      S(req).vfs->readdir(node(req, ino), static_cast<uint64_t>(off), [&](const vfs::DirEntry& d) {
+        struct stat st {};
+        st.st_ino = d.ino;
+        st.st_mode = d.type;
+        std::string name(d.name);
+        size_t n = fuse_add_direntry(req, buf.data() + pos, size - pos, name.c_str(), &st,
+                                     static_cast<off_t>(d.cookie));
+        if (n > size - pos) return false;
+        pos += n;
+        return true;
+      });
+  if (!s.ok()) return reply_err(req, s.error());
+  fuse_reply_buf(req, buf.data(), pos);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  fuse_reply_err(req, 0);
+}
+void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  fuse_reply_err(req, 0);
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  auto r = S(req).vfs->statfs();
+  if (!r.ok()) return reply_err(req, r.error());
+  struct statvfs sv {};
+  sv.f_bsize = sv.f_frsize = r->bsize;
+  sv.f_blocks = r->blocks;
+  sv.f_bfree = r->bfree;
+  sv.f_bavail = r->bavail;
+  sv.f_files = r->files;
+  sv.f_ffree = sv.f_favail = r->ffree;
+  sv.f_namemax = r->namemax;
+  fuse_reply_statfs(req, &sv);
+}
+
+void reply_sized(fuse_req_t req, const std::string& data, size_t size) {
+  if (size == 0) return static_cast<void>(fuse_reply_xattr(req, data.size()));
+  if (data.size() > size) return static_cast<void>(fuse_reply_err(req, ERANGE));
+  fuse_reply_buf(req, data.data(), data.size());
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                 int flags) {
+  reply_status(req, S(req).vfs->setxattr(node(req, ino), name, {value, size}, flags));
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  auto r = S(req).vfs->getxattr(node(req, ino), name);
+  if (!r.ok()) return reply_err(req, r.error());
+  reply_sized(req, *r, size);
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  auto r = S(req).vfs->listxattr(node(req, ino));
+  if (!r.ok()) return reply_err(req, r.error());
+  std::string all;
+  for (auto& n : *r) all.append(n).push_back('\0');
+  reply_sized(req, all, size);
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  reply_status(req, S(req).vfs->removexattr(node(req, ino), name));
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info*) {
+  if (off < 0 || len <= 0) return void(fuse_reply_err(req, EINVAL));
+  reply_status(req, S(req).vfs->fallocate(node(req, ino), mode, static_cast<uint64_t>(off),
+                                          static_cast<uint64_t>(len)));
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) {
+  if (off < 0) return void(fuse_reply_err(req, ENXIO));
+  auto r = S(req).vfs->lseek(node(req, ino), static_cast<uint64_t>(off), whence);
+  if (!r.ok()) return reply_err(req, r.error());
+  fuse_reply_lseek(req, static_cast<off_t>(*r));
+}
+
+fuse_lowlevel_ops make_ops() {
+  fuse_lowlevel_ops o{};
+  o.init = op_init;
+  o.destroy = op_destroy;
+  o.lookup = op_lookup;
+  o.forget = op_forget;
+  o.forget_multi = op_forget_multi;
+  o.getattr = op_getattr;
+  o.setattr = op_setattr;
+  o.readlink = op_readlink;
+  o.mknod = op_mknod;
+  o.mkdir = op_mkdir;
+  o.symlink = op_symlink;
+  o.link = op_link;
+  o.unlink = op_unlink;
+  o.rmdir = op_rmdir;
+  o.rename = op_rename;
+  o.open = op_open;
+  o.create = op_create;
+  o.read = op_read;
+  o.write = op_write;
+  o.flush = op_flush;
+  o.release = op_release;
+  o.fsync = op_fsync;
+  o.opendir = op_opendir;
+  o.readdir = op_readdir;
+  o.releasedir = op_releasedir;
+  o.fsyncdir = op_fsyncdir;
+  o.statfs = op_statfs;
+  o.setxattr = op_setxattr;
+  o.getxattr = op_getxattr;
+  o.listxattr = op_listxattr;
+  o.removexattr = op_removexattr;
+  o.fallocate = op_fallocate;
+  o.lseek = op_lseek;
+  return o;
+}
+
+}  // namespace
+
+FuseMount::FuseMount(std::unique_ptr<Session> s) : s_(std::move(s)) {}
+
+Result<std::unique_ptr<FuseMount>> FuseMount::mount(const std::string& mountpoint,
+                                                    const MountOptions& options) {
+  struct stat st;
+  if (::stat(mountpoint.c_str(), &st) != 0) return errno_error("fuse: mount point " + mountpoint);
+  if (!S_ISDIR(st.st_mode))
+    return Error(ENOTDIR, "fuse: mount point " + mountpoint + ": not a directory");
+  auto s = std::make_unique<Session>();
+  s->opt = options;
+  std::string o = "fsname=" + options.fsname + ",default_permissions";
+  if (!options.subtype.empty()) o += ",subtype=" + options.subtype;
+  if (geteuid() == 0) o += ",allow_other";
+  std::vector<std::string> argv = {"dfly", "-o", o};
+  if (options.debug) argv.push_back("-d");
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
+  static const fuse_lowlevel_ops ops = make_ops();
+  s->se = fuse_session_new(&args, &ops, sizeof ops, s.get());
+  if (!s->se) return Error(EIO, "fuse: cannot create a session (bad options?)");
+  if (fuse_session_mount(s->se, mountpoint.c_str()) != 0) {
+    fuse_session_destroy(s->se);
+    s->se = nullptr;
+    return Error(EPERM, "fuse: cannot mount " + mountpoint + " (needs /dev/fuse and rights)");
+  }
+  s->mounted = true;
+  return std::unique_ptr<FuseMount>(new FuseMount(std::move(s)));
+}
+
+Status FuseMount::run(vfs::Vfs& v) {
+  s_->vfs = &v;
+  s_->root = TRY(v.root());
+  if (s_->opt.handle_signals) {
+    // libfuse only takes signals left at their defaults; a shell starts background
+    // jobs with SIGINT ignored, and the user still means "unmount" by it.
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, SIG_DFL);
+    if (fuse_set_signal_handlers(s_->se) != 0)
+      return Error(EIO, "fuse: cannot install signal handlers");
+  }
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, s_->opt.max_threads);
+  fuse_loop_cfg_set_idle_threads(cfg, s_->opt.max_threads);
+  int rc = fuse_session_loop_mt(s_->se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  if (s_->opt.handle_signals) fuse_remove_signal_handlers(s_->se);
+  fuse_session_unmount(s_->se);
+  s_->mounted = false;
+  // Destroying the session runs op_destroy (a final sync) while vfs is alive.
+  fuse_session_destroy(s_->se);
+  s_->se = nullptr;
+  s_->root.reset();
+  if (rc < 0) return Error(-rc, "fuse: session loop failed");
+  return {};
+}
+
+Status FuseMount::daemonize() {
+  if (fuse_daemonize(0) != 0) return Error(EIO, "fuse: cannot daemonize");
+  return {};
+}
+
+void FuseMount::stop() {
+  if (s_->se) fuse_session_exit(s_->se);
+}
+
+FuseMount::~FuseMount() {
+  if (!s_->se) return;
+  if (s_->mounted) fuse_session_unmount(s_->se);
+  fuse_session_destroy(s_->se);
+}
+
+}  // namespace dfly::fuse
