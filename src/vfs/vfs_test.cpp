@@ -1,0 +1,317 @@
+// The VFS over memfs, single-threaded: the namespace contract and errnos, the
+// buffer cache's promises (hits never reach the filesystem, write-back on fsync,
+// holes, truncate, ENOSPC, bounded memory), and a seeded model test.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/falloc.h>
+
+#include <random>
+#include <string>
+
+#include "memfs/memfs.h"
+#include "vfs/test_fs.h"
+#include "vfs/vfs.h"
+
+namespace dfly::vfs {
+namespace {
+
+std::span<const std::byte> B(const std::string& s) {
+  return std::as_bytes(std::span(s));
+}
+
+class VfsTest : public ::testing::Test {
+ protected:
+  void SetUp() override { make({}, {}); }
+  void make(memfs::Options mo, CacheConfig cc) {
+    root_.reset();
+    vfs_.reset();
+    auto fs = std::make_unique<test::CountingFs>(memfs::make_memfs(mo));
+    fs_ = fs.get();
+    vfs_ = std::make_unique<Vfs>(std::move(fs), cc);
+    root_ = MUST(vfs_->root());
+  }
+  void TearDown() override {
+    root_.reset();
+    vfs_.reset();
+  }
+  VnodeRef file(const std::string& name) { return MUST(vfs_->mknod(*root_, name, 0644, 0, {})); }
+  std::string read(Vnode& vp, uint64_t off, size_t len) {
+    std::string s(len, '\0');
+    size_t n = MUST(vfs_->read(vp, off, std::as_writable_bytes(std::span(s))));
+    s.resize(n);
+    return s;
+  }
+  // What the filesystem itself holds (bypassing the cache).
+  std::string backing(Vnode& vp, uint64_t off, size_t len) {
+    std::string s(len, '\0');
+    Bio b{Bio::Op::kRead, off, std::as_writable_bytes(std::span(s)), 0};
+    MUST(fs_->inner().strategy(Vfs::ino(vp), b));
+    s.resize(b.done);
+    return s;
+  }
+  int err(const Status& s) { return s.ok() ? 0 : s.error().code(); }
+  template <typename T>
+  int err(const Result<T>& r) {
+    return r.ok() ? 0 : r.error().code();
+  }
+
+  test::CountingFs* fs_ = nullptr;
+  std::unique_ptr<Vfs> vfs_;
+  VnodeRef root_;
+};
+
+TEST_F(VfsTest, CachedRead_NeverCallsStrategy) {
+  VnodeRef f = file("a");
+  ASSERT_EQ(MUST(vfs_->write(*f, 0, B("hello world"), false)), 11u);
+  uint64_t before = fs_->reads;
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(read(*f, 6, 5), "world");
+  EXPECT_EQ(fs_->reads, before);
+  EXPECT_GE(vfs_->stats().hits, 100u);
+}
+
+TEST_F(VfsTest, Fsync_WritesBackToFilesystem) {
+  VnodeRef f = file("a");
+  MUST(vfs_->write(*f, 70000, B("xyz"), false));
+  MUST(vfs_->fsync(*f, false));
+  EXPECT_EQ(backing(*f, 70000, 3), "xyz");
+  EXPECT_EQ(MUST(fs_->inner().getattr(Vfs::ino(*f))).size, 70003u);
+  EXPECT_EQ(vfs_->stats().dirty_bytes, 0u);
+}
+
+TEST_F(VfsTest, MissingRange_FetchedOnceThenCached) {
+  VnodeRef f = file("a");
+  MUST(vfs_->write(*f, 0, B(std::string(200000, 'q')), false));
+  MUST(vfs_->fsync(*f, false));
+  Ino ino = Vfs::ino(*f);
+  f.reset();  // last reference: the vnode and its pages go
+  VnodeRef g = MUST(vfs_->lookup(*root_, "a"));
+  EXPECT_EQ(Vfs::ino(*g), ino);
+  uint64_t before = fs_->reads;
+  EXPECT_EQ(read(*g, 100000, 4), "qqqq");
+  EXPECT_EQ(fs_->reads, before + 1);
+  EXPECT_EQ(read(*g, 100004, 4), "qqqq");
+  EXPECT_EQ(fs_->reads, before + 1);
+}
+
+TEST_F(VfsTest, SparseFile_HolesReadZeroAndSeekFindsData) {
+  VnodeRef f = file("a");
+  MUST(vfs_->write(*f, 1 << 20, B("data"), false));
+  EXPECT_EQ(MUST(vfs_->getattr(*f)).size, (1u << 20) + 4);
+  EXPECT_EQ(read(*f, 4096, 8), std::string(8, '\0'));
+  EXPECT_EQ(MUST(vfs_->lseek(*f, 0, SEEK_DATA)), 1u << 20);
+  EXPECT_EQ(MUST(vfs_->lseek(*f, 0, SEEK_HOLE)), 0u);
+  EXPECT_EQ(err(vfs_->lseek(*f, (1 << 20) + 4, SEEK_DATA)), ENXIO);
+}
+
+TEST_F(VfsTest, TruncateThenExtend_ExposesZerosNotOldData) {
+  VnodeRef f = file("a");
+  MUST(vfs_->write(*f, 0, B(std::string(100000, 'x')), false));
+  SetAttr s;
+  s.valid = SetAttr::kSize;
+  s.size = 10;
+  EXPECT_EQ(MUST(vfs_->setattr(*f, s)).size, 10u);
+  MUST(vfs_->write(*f, 50000, B("y"), false));
+  EXPECT_EQ(read(*f, 0, 12), std::string(10, 'x') + std::string(2, '\0'));
+  EXPECT_EQ(read(*f, 49999, 2), std::string(1, '\0') + "y");
+  MUST(vfs_->fsync(*f, false));
+  EXPECT_EQ(backing(*f, 8, 4), "xx" + std::string(2, '\0'));
+}
+
+TEST_F(VfsTest, Append_WritesAtEnd) {
+  VnodeRef f = file("a");
+  MUST(vfs_->write(*f, 0, B("abc"), false));
+  MUST(vfs_->write(*f, 0, B("def"), true));
+  EXPECT_EQ(read(*f, 0, 10), "abcdef");
+}
+
+TEST_F(VfsTest, UnlinkedOpenFile_StaysReadableUntilLastReference) {
+  VnodeRef f = file("a");
+  MUST(vfs_->write(*f, 0, B("still here"), false));
+  MUST(vfs_->unlink(*root_, "a"));
+  EXPECT_EQ(err(vfs_->lookup(*root_, "a")), ENOENT);
+  EXPECT_EQ(read(*f, 0, 10), "still here");
+  EXPECT_EQ(MUST(vfs_->getattr(*f)).nlink, 0u);
+  uint64_t forgets = fs_->forgets;
+  Ino ino = Vfs::ino(*f);
+  f.reset();
+  EXPECT_EQ(fs_->forgets, forgets + 1);
+  EXPECT_EQ(err(fs_->getattr(ino)), ENOENT);  // memfs freed it at forget
+}
+
+TEST_F(VfsTest, Namespace_Errnos) {
+  VnodeRef d = MUST(vfs_->mkdir(*root_, "d", 0755, {}));
+  VnodeRef f = file("f");
+  MUST(vfs_->mknod(*d, "inner", 0644, 0, {}));
+  EXPECT_EQ(err(vfs_->rmdir(*root_, "d")), ENOTEMPTY);
+  EXPECT_EQ(err(vfs_->unlink(*root_, "d")), EISDIR);
+  EXPECT_EQ(err(vfs_->rmdir(*root_, "f")), ENOTDIR);
+  EXPECT_EQ(err(vfs_->lookup(*f, "x")), ENOTDIR);
+  EXPECT_EQ(err(vfs_->mknod(*root_, "f", 0644, 0, {})), EEXIST);
+  EXPECT_EQ(err(vfs_->mknod(*root_, std::string(256, 'n'), 0644, 0, {})), ENAMETOOLONG);
+  EXPECT_EQ(err(vfs_->lookup(*root_, std::string(256, 'n'))), ENAMETOOLONG);
+  EXPECT_TRUE(vfs_->mknod(*root_, std::string(255, 'n'), 0644, 0, {}).ok());
+  std::string buf(4, '\0');
+  EXPECT_EQ(err(vfs_->read(*d, 0, std::as_writable_bytes(std::span(buf)))), EISDIR);
+  EXPECT_EQ(err(vfs_->link(*d, *root_, "dl")), EPERM);
+  EXPECT_EQ(err(vfs_->rename(*root_, "d", *d, "sub", 0)), EINVAL);  // into itself
+}
+
+TEST_F(VfsTest, Rename_OverExistingNoReplaceAndExchange) {
+  VnodeRef a = file("a");
+  VnodeRef b = file("b");
+  MUST(vfs_->write(*a, 0, B("A"), false));
+  MUST(vfs_->write(*b, 0, B("B"), false));
+  EXPECT_EQ(err(vfs_->rename(*root_, "a", *root_, "b", kRenameNoReplace)), EEXIST);
+  MUST(vfs_->rename(*root_, "a", *root_, "b", kRenameExchange));
+  EXPECT_EQ(read(*MUST(vfs_->lookup(*root_, "a")), 0, 1), "B");
+  EXPECT_EQ(read(*MUST(vfs_->lookup(*root_, "b")), 0, 1), "A");
+  MUST(vfs_->rename(*root_, "a", *root_, "b", 0));
+  EXPECT_EQ(err(vfs_->lookup(*root_, "a")), ENOENT);
+  EXPECT_EQ(read(*MUST(vfs_->lookup(*root_, "b")), 0, 1), "B");
+  EXPECT_EQ(MUST(vfs_->getattr(*a)).nlink, 0u);  // the replaced file, still open
+  EXPECT_EQ(err(vfs_->rename(*root_, "a", *root_, "c", kRenameExchange)), ENOENT);
+}
+
+TEST_F(VfsTest, HardLinksAndNlink) {
+  VnodeRef a = file("a");
+  VnodeRef d = MUST(vfs_->mkdir(*root_, "d", 0755, {}));
+  MUST(vfs_->link(*a, *d, "b"));
+  EXPECT_EQ(MUST(vfs_->getattr(*a)).nlink, 2u);
+  EXPECT_EQ(MUST(vfs_->getattr(*root_)).nlink, 3u);  // ".", "..", d/..
+  MUST(vfs_->unlink(*root_, "a"));
+  EXPECT_EQ(MUST(vfs_->getattr(*a)).nlink, 1u);
+  VnodeRef b = MUST(vfs_->lookup(*d, "b"));
+  EXPECT_EQ(b.get(), a.get());  // one vnode per inode
+}
+
+TEST_F(VfsTest, Readdir_CookiesStableAcrossRemoval) {
+  for (int i = 0; i < 10; ++i) file("f" + std::to_string(i));
+  std::vector<std::pair<std::string, uint64_t>> seen;
+  MUST(vfs_->readdir(*root_, 0, [&](const DirEntry& e) {
+    seen.emplace_back(std::string(e.name), e.cookie);
+    return seen.size() < 6;
+  }));
+  ASSERT_EQ(seen.size(), 6u);  // ".", "..", four files
+  MUST(vfs_->unlink(*root_, seen[3].first));
+  MUST(vfs_->unlink(*root_, "f9"));
+  size_t rest = 0;
+  MUST(vfs_->readdir(*root_, seen.back().second, [&](const DirEntry& e) {
+    for (auto& s : seen) EXPECT_NE(s.first, e.name);
+    ++rest;
+    return true;
+  }));
+  EXPECT_EQ(rest, 5u);  // f4..f8
+}
+
+TEST_F(VfsTest, SizeLimit_WriteFailsWithEnospc) {
+  memfs::Options mo;
+  mo.size_limit = 256 * 1024;
+  make(mo, {});
+  VnodeRef f = file("a");
+  std::string chunk(64 * 1024, 'z');
+  int err_code = 0;
+  uint64_t written = 0;
+  for (int i = 0; i < 8 && !err_code; ++i) {
+    auto r = vfs_->write(*f, written, B(chunk), false);
+    if (r.ok())
+      written += *r;
+    else
+      err_code = r.error().code();
+  }
+  EXPECT_EQ(err_code, ENOSPC);
+  EXPECT_EQ(written, 256u * 1024);
+  MUST(vfs_->fsync(*f, false));  // what was accepted is written back
+  EXPECT_EQ(backing(*f, written - 1, 1), "z");
+}
+
+TEST_F(VfsTest, FailedWriteback_KeepsDataDirtyAndReportsOnFsync) {
+  VnodeRef f = file("a");
+  MUST(vfs_->write(*f, 0, B("keep"), false));
+  fs_->fail_writes = true;
+  EXPECT_EQ(err(vfs_->fsync(*f, false)), EIO);
+  fs_->fail_writes = false;
+  MUST(vfs_->fsync(*f, false));
+  EXPECT_EQ(backing(*f, 0, 4), "keep");
+}
+
+TEST_F(VfsTest, PunchHole_DropsCachedData) {
+  VnodeRef f = file("a");
+  MUST(vfs_->write(*f, 0, B(std::string(200000, 'p')), false));
+  MUST(vfs_->fallocate(*f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1000, 150000));
+  EXPECT_EQ(read(*f, 999, 3), "p" + std::string(2, '\0'));
+  EXPECT_EQ(read(*f, 150999, 2), std::string(1, '\0') + "p");
+  EXPECT_EQ(MUST(vfs_->getattr(*f)).size, 200000u);
+}
+
+TEST_F(VfsTest, BoundedCache_EvictsCleanDataAndStaysCorrect) {
+  CacheConfig cc;
+  cc.max_bytes = 1 << 20;
+  cc.flush_interval_ms = 20;
+  make({}, cc);
+  VnodeRef f = file("a");
+  std::string chunk(64 * 1024, '\0');
+  for (int i = 0; i < 64; ++i) {
+    std::fill(chunk.begin(), chunk.end(), static_cast<char>('A' + i % 26));
+    ASSERT_EQ(MUST(vfs_->write(*f, uint64_t(i) * chunk.size(), B(chunk), false)), chunk.size());
+  }
+  for (int i = 0; i < 64; ++i)
+    ASSERT_EQ(read(*f, uint64_t(i) * chunk.size() + 7, 1), std::string(1, 'A' + i % 26));
+  EXPECT_GT(vfs_->stats().evictions, 0u);
+  EXPECT_GT(vfs_->stats().writebacks, 0u);
+}
+
+// Random writes, reads, truncates, punches and fsyncs on one file against a string
+// model, with a cache small enough to evict: every read must match the model.
+TEST_F(VfsTest, Model_RandomOpsMatchString) {
+  CacheConfig cc;
+  cc.max_bytes = 1 << 20;
+  cc.flush_interval_ms = 5;
+  make({}, cc);
+  VnodeRef f = file("m");
+  std::string model;
+  std::mt19937_64 rng(42);
+  const uint64_t kMax = 3 << 20;
+  for (int op = 0; op < 3000; ++op) {
+    uint64_t off = rng() % kMax, len = 1 + rng() % 150000;
+    if (off + len > kMax) len = kMax - off;
+    switch (rng() % 10) {
+      case 0: {
+        SetAttr s;
+        s.valid = SetAttr::kSize;
+        s.size = rng() % kMax;
+        MUST(vfs_->setattr(*f, s));
+        model.resize(s.size, '\0');
+        break;
+      }
+      case 1:
+        MUST(vfs_->fsync(*f, false));
+        break;
+      case 2:
+        if (off < model.size()) {
+          uint64_t n = std::min<uint64_t>(len, model.size() - off);
+          MUST(vfs_->fallocate(*f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, n));
+          std::fill_n(model.begin() + static_cast<long>(off), n, '\0');
+        }
+        break;
+      case 3:
+      case 4:
+      case 5: {
+        std::string data(len, static_cast<char>('a' + op % 26));
+        ASSERT_EQ(MUST(vfs_->write(*f, off, B(data), false)), len);
+        if (model.size() < off + len) model.resize(off + len, '\0');
+        model.replace(off, len, data);
+        break;
+      }
+      default: {
+        std::string want = off < model.size() ? model.substr(off, len) : "";
+        ASSERT_EQ(read(*f, off, len), want) << "op " << op << " off " << off << " len " << len;
+      }
+    }
+    ASSERT_EQ(MUST(vfs_->getattr(*f)).size, model.size());
+  }
+  MUST(vfs_->fsync(*f, false));
+  EXPECT_EQ(backing(*f, 0, model.size()), model);
+}
+
+}  // namespace
+}  // namespace dfly::vfs
