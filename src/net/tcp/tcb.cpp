@@ -1,0 +1,198 @@
+// net/tcp: connection creation, opening, and the socket-side calls (contract in
+// tcb.h). The input state machine is in tcb_input.cpp, segment output and timers in
+// tcb_output.cpp.
+//
+// Ownership. The application's calls only move bytes between its buffers and the
+// rings and set flags (fin_queued_, user_closed_, send_rst_); every segment leaves
+// through poll(), so the owner sees all output in one place and can batch it.
+#include "net/tcp/tcb.h"
+
+#include <algorithm>
+#include <cerrno>
+#include "net/tcp/seq.h"
+
+namespace dfly::net::tcp {
+namespace {
+
+// The smallest shift that lets a 16-bit field describe the whole buffer.
+uint8_t wscale_for(uint32_t buf) {
+  uint8_t s = 0;
+  while (s < wire::kTcpMaxWindowScale && (buf >> s) > 0xffff) ++s;
+  return s;
+}
+
+}  // namespace
+
+Tcb::Tcb(const FourTuple& t, const TcpConfig& c)
+    : tuple_(t),
+      cfg_(c),
+      snd_buf_(c.send_buffer),
+      rcv_buf_(c.recv_buffer),
+      rtt_(c.rto),
+      cc_(c.cc, 536) {}
+
+std::unique_ptr<Tcb> Tcb::create(const FourTuple& t, const TcpConfig& c) {
+  return std::unique_ptr<Tcb>(new Tcb(t, c));
+}
+
+void Tcb::init_send(uint32_t iss, uint64_t now) {
+  iss_ = snd_una_ = snd_nxt_ = snd_max_ = iss;
+  snd_head_seq_ = iss + 1;
+  recover_ = iss;
+  rcv_wscale_ = cfg_.window_scale ? wscale_for(cfg_.recv_buffer) : 0;
+  // A per-connection timestamp offset (RFC 7323 §5.4 recommends one) derived from
+  // the ISN, which is already unpredictable.
+  ts_offset_ = iss * 2654435761u;
+  send_syn_ = true;
+  last_rx_ = now;
+}
+
+Status Tcb::connect(uint32_t iss, uint64_t now) {
+  if (state_ != TcpState::kClosed || error_ != 0 || iss_ != 0 || snd_max_ != 0)
+    return Error(EISCONN, "tcp: connect: connection already used");
+  init_send(iss, now);
+  state_ = TcpState::kSynSent;
+  return Ok{};
+}
+
+void Tcb::accept_syn(const wire::TcpRepr& syn, uint32_t iss, uint64_t now) {
+  init_send(iss, now);
+  passive_ = true;
+  irs_ = syn.seq;
+  rcv_nxt_ = syn.seq + 1;
+  rcv_adv_ = rcv_nxt_;
+  take_options(syn);
+  snd_wnd_ = max_snd_wnd_ = syn.window;  // a SYN's window is never scaled
+  snd_wl1_ = syn.seq;
+  snd_wl2_ = iss;
+  state_ = TcpState::kSynReceived;
+  stats_.segs_in++;
+}
+
+void Tcb::take_options(const wire::TcpRepr& syn) {
+  uint16_t peer_mss = syn.has_mss && syn.mss >= 64 ? syn.mss : 536;
+  ws_ok_ = cfg_.window_scale && syn.has_window_scale;
+  snd_wscale_ = ws_ok_ ? syn.window_scale : 0;
+  if (!ws_ok_) rcv_wscale_ = 0;
+  ts_ok_ = cfg_.timestamps && syn.has_timestamps;
+  if (ts_ok_) ts_recent_ = syn.ts_val;
+  sack_ok_ = cfg_.sack && syn.sack_permitted;
+  uint16_t base = std::min(peer_mss, cfg_.mss);
+  smss_ = static_cast<uint16_t>(std::max<int>(base - (ts_ok_ ? 12 : 0), 64));
+  cc_.set_mss(smss_);
+}
+
+Result<size_t> Tcb::send(std::span<const uint8_t> data) {
+  if (error_ != 0) return Error(error_, "tcp: send: connection failed");
+  if (fin_queued_ || user_closed_) return Error(EPIPE, "tcp: send: after shutdown");
+  switch (state_) {
+    case TcpState::kSynSent:
+    case TcpState::kSynReceived:
+    case TcpState::kEstablished:
+    case TcpState::kCloseWait:
+      return snd_buf_.write(data);
+    default:
+      return Error(ENOTCONN, "tcp: send: not connected");
+  }
+}
+
+Result<size_t> Tcb::recv(std::span<uint8_t> out) {
+  if (user_closed_) return Error(ENOTCONN, "tcp: recv: after close");
+  if (!rcv_buf_.empty()) {
+    uint32_t edge_before = rcv_nxt_ + static_cast<uint32_t>(rcv_buf_.free());
+    size_t n = rcv_buf_.read(out);
+    // Window update (RFC 9293 §3.8.6.2.2): tell the peer once the window opened by
+    // enough to matter, or at all if we had closed it.
+    uint32_t opened = static_cast<uint32_t>(n);
+    uint32_t thr = std::min<uint32_t>(cfg_.recv_buffer / 2, 2u * cfg_.mss);
+    bool was_zero = !seq_gt(rcv_adv_, rcv_nxt_);
+    if (tcp_synchronized(state_) &&
+        (was_zero || opened >= thr ||
+         seq_ge(rcv_nxt_ + static_cast<uint32_t>(rcv_buf_.free()), rcv_adv_ + thr))) {
+      ack_now_ = true;
+    }
+    (void)edge_before;
+    return n;
+  }
+  if (fin_received_) return size_t{0};
+  if (error_ != 0) return Error(error_, "tcp: recv: connection failed");
+  if (state_ == TcpState::kClosed) return Error(ENOTCONN, "tcp: recv: not connected");
+  return Error(EAGAIN, "tcp: recv: no data yet");
+}
+
+Status Tcb::shutdown_write() {
+  if (error_ != 0) return Error(error_, "tcp: shutdown: connection failed");
+  if (fin_queued_) return Ok{};
+  switch (state_) {
+    case TcpState::kSynSent:
+    case TcpState::kSynReceived:
+      fin_queued_ = true;  // sent once established (enter_established)
+      return Ok{};
+    case TcpState::kEstablished:
+      fin_queued_ = true;
+      state_ = TcpState::kFinWait1;
+      return Ok{};
+    case TcpState::kCloseWait:
+      fin_queued_ = true;
+      state_ = TcpState::kLastAck;
+      return Ok{};
+    default:
+      return Error(ENOTCONN, "tcp: shutdown: not connected");
+  }
+}
+
+void Tcb::close() {
+  if (user_closed_) return;
+  user_closed_ = true;
+  if (!rcv_buf_.empty()) {  // unread data: RFC 9293 §3.10.4 allows, RFC 2525 asks, RST
+    abort();
+    return;
+  }
+  switch (state_) {
+    case TcpState::kSynSent:
+    case TcpState::kClosed:
+    case TcpState::kListen:
+      reset(0);
+      return;
+    case TcpState::kFinWait2:
+      timers_.time_wait = last_rx_ + cfg_.fin_wait2_ns;
+      return;
+    default:
+      shutdown_write().ignore_error_on_purpose();  // already closing: fine
+  }
+}
+
+void Tcb::abort() {
+  switch (state_) {
+    case TcpState::kSynReceived:
+    case TcpState::kEstablished:
+    case TcpState::kFinWait1:
+    case TcpState::kFinWait2:
+    case TcpState::kCloseWait:
+      send_rst_ = true;
+      rst_seq_ = snd_nxt_;
+      rst_ack_ = true;
+      break;
+    default:
+      break;
+  }
+  user_closed_ = true;
+  reset(ECONNABORTED);
+}
+
+void Tcb::reset(int err) {
+  state_ = TcpState::kClosed;
+  if (error_ == 0) error_ = err;
+  timers_ = Timers{};
+  ack_now_ = send_syn_ = probe_due_ = keepalive_due_ = false;
+}
+
+bool Tcb::wants_poll() const {
+  if (send_rst_ || ack_now_ || send_syn_ || probe_due_ || keepalive_due_) return true;
+  if (!tcp_synchronized(state_) || state_ == TcpState::kSynReceived) return false;
+  uint32_t seq, len;
+  bool rtx;
+  return fin_ready() || pick_data(&seq, &len, &rtx);
+}
+
+}  // namespace dfly::net::tcp
