@@ -99,19 +99,12 @@ Result<size_t> Tcb::send(std::span<const uint8_t> data) {
 Result<size_t> Tcb::recv(std::span<uint8_t> out) {
   if (user_closed_) return Error(ENOTCONN, "tcp: recv: after close");
   if (!rcv_buf_.empty()) {
-    uint32_t edge_before = rcv_nxt_ + static_cast<uint32_t>(rcv_buf_.free());
     size_t n = rcv_buf_.read(out);
-    // Window update (RFC 9293 §3.8.6.2.2): tell the peer once the window opened by
-    // enough to matter, or at all if we had closed it.
-    uint32_t opened = static_cast<uint32_t>(n);
+    // Window update (RFC 9293 §3.8.6.2.2): tell the peer once the right edge can
+    // move by enough to matter (this also reopens a zero window).
     uint32_t thr = std::min<uint32_t>(cfg_.recv_buffer / 2, 2u * cfg_.mss);
-    bool was_zero = !seq_gt(rcv_adv_, rcv_nxt_);
-    if (tcp_synchronized(state_) &&
-        (was_zero || opened >= thr ||
-         seq_ge(rcv_nxt_ + static_cast<uint32_t>(rcv_buf_.free()), rcv_adv_ + thr))) {
-      ack_now_ = true;
-    }
-    (void)edge_before;
+    uint32_t edge = rcv_nxt_ + static_cast<uint32_t>(rcv_buf_.free());
+    if (tcp_synchronized(state_) && seq_ge(edge, rcv_adv_ + thr)) ack_now_ = true;
     return n;
   }
   if (fin_received_) return size_t{0};

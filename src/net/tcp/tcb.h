@@ -171,6 +171,7 @@ class Tcb {
 
   // Pending output.
   bool ack_now_ = false;
+  uint8_t acks_owed_ = 0;  // duplicate ACKs still to send for out-of-order arrivals
   bool send_syn_ = false;
   bool send_rst_ = false;
   uint32_t rst_seq_ = 0;

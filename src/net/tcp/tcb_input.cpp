@@ -347,7 +347,8 @@ void Tcb::process_data(const wire::TcpRepr& seg, std::span<const uint8_t> payloa
       } else {
         stats_.drop(TcpDrop::kAssemblerFull);
       }
-      ack_now_ = true;  // duplicate ACK with SACK blocks, for fast retransmit
+      ack_now_ = true;                   // duplicate ACK with SACK blocks, for fast retransmit
+      if (acks_owed_ < 8) ++acks_owed_;  // one per segment, even if polled in a batch
     }
   }
   if (fin) {

@@ -162,7 +162,10 @@ Emitted Tcb::emit(uint64_t now, std::span<uint8_t> out, uint32_t seq, uint8_t fl
   r.payload_len = static_cast<uint16_t>(data_len);
   r.emit(out, tuple_.local.addr, tuple_.remote.addr);
   if (flags & kAck) {
-    ack_now_ = false;
+    // Out-of-order arrivals each owe the sender a duplicate ACK (its loss signal),
+    // even when the owner fed several before polling; only a bare ACK counts as one.
+    if (data_len == 0 && (flags & (kSyn | kFin)) == 0 && acks_owed_ > 0) --acks_owed_;
+    ack_now_ = acks_owed_ > 0;
     segs_unacked_ = 0;
     timers_.delayed_ack = 0;
     last_ack_sent_ = rcv_nxt_;
@@ -350,7 +353,10 @@ Emitted Tcb::poll(uint64_t now, std::span<uint8_t> out) {
     stats_.keepalive_probes++;
     return emit(now, out, snd_una_ - 1, 0, 0, false, nullptr);
   }
-  if (ack_now_) return emit(now, out, snd_nxt_, 0, 0, false, nullptr);
+  // A bare ACK carries snd_max, not a snd_nxt rewound by a timeout: the peer's
+  // rcv_nxt may already be past snd_nxt, and it would discard the ACK as old (BSD
+  // does the same).
+  if (ack_now_) return emit(now, out, snd_max_, 0, 0, false, nullptr);
   // Nothing to send. Stuck behind a zero window with nothing in flight: persist.
   if (sends_data(state_) && snd_wnd_ == 0 && seq_lt(snd_nxt_, data_end()) && snd_una_ == snd_max_ &&
       timers_.retransmit == 0) {
