@@ -23,7 +23,8 @@ uint64_t now_ns() {
 }
 }  // namespace
 
-void Interface::icmp_input(Proto& p, Mbuf* m, size_t off, size_t len, Ipv4Addr src, bool bcast) {
+void Interface::icmp_input(Proto& p, Mbuf* m, size_t off, size_t len, Ipv4Addr src, Ipv4Addr dst,
+                           bool bcast) {
   auto view = wire::IcmpView::parse(std::span<const uint8_t>(m->data() + off, len));
   if (!view.ok()) return proto_wire_drop(p, m, wire::drop_reason(view.error()));
   auto icmp = IcmpRepr::parse(*view);
@@ -46,13 +47,13 @@ void Interface::icmp_input(Proto& p, Mbuf* m, size_t off, size_t len, Ipv4Addr s
       std::span<const uint8_t>(m->data() + wire::kIcmpHeaderLen, len - wire::kIcmpHeaderLen);
   reply.emit(std::span(m->data(), len));
   p.stats.add(IfCounter::kIcmpEchoReplyOut);
-  ip_output(p, m, src, wire::kIpProtoIcmp);
+  ip_output(p, m, src, wire::kIpProtoIcmp, dst);  // from the address that was pinged
 }
 
 // A reassembled ICMP message (a chain): the same as icmp_input without copying
 // it contiguous (it may exceed a cluster). Only echo request/reply matter here.
 void Interface::icmp_chain_input(Proto& p, Mbuf* m, size_t off, size_t len, Ipv4Addr src,
-                                 bool bcast) {
+                                 Ipv4Addr dst, bool bcast) {
   uint8_t hdr[wire::kIcmpHeaderLen];
   if (len < wire::kIcmpHeaderLen || !m->copy_out(off, sizeof hdr, hdr))
     return proto_wire_drop(p, m, wire::WireDrop::kTruncated);
@@ -72,7 +73,7 @@ void Interface::icmp_chain_input(Proto& p, Mbuf* m, size_t off, size_t len, Ipv4
   uint8_t fix[4] = {0, 0, uint8_t(ck >> 8), uint8_t(ck)};
   m->copy_in(0, sizeof fix, fix);
   p.stats.add(IfCounter::kIcmpEchoReplyOut);
-  ip_output(p, m, src, wire::kIpProtoIcmp);
+  ip_output(p, m, src, wire::kIpProtoIcmp, dst);  // from the address that was pinged
 }
 
 Result<PingResult> Interface::ping(Ipv4Addr dst, uint16_t payload_len, uint64_t timeout_ns) {

@@ -14,6 +14,7 @@
 #include "net/ip/chain.h"
 #include "net/ip/ping_msg.h"
 #include "net/ip/proto.h"
+#include "net/ip/router.h"
 #include "net/ip/udp.h"
 #include "net/wire/arp.h"
 #include "net/wire/drop.h"
@@ -65,8 +66,9 @@ Result<std::unique_ptr<Interface>> Interface::start(lwkt::Cpu& cpu, Device& dev,
     Interface* self = ifp.get();
     int e = lwkt::run_on(*pp->cpu, [&] {
       pp->reasm = std::make_unique<frag::Reassembler>(
-          self->cfg_.reassembly, [self, pp](const Mbuf& first, const wire::Ipv4Repr& ip) {
-            self->icmp_time_exceeded(*pp, first, ip);
+          self->cfg_.reassembly, [self, pp](const Mbuf& first, const wire::Ipv4Repr&) {
+            self->icmp_error(*pp, first, uint8_t(wire::IcmpRepr::Type::kTimeExceeded),
+                             wire::IcmpRepr::kExceededReassembly);
           });
       pp->serving = true;
     });
@@ -275,10 +277,12 @@ void Interface::ip_input(Mbuf* m, size_t off) {
   DROP_ON_WIRE_ERROR(view);
   auto ip = wire::Ipv4Repr::parse(*view);
   DROP_ON_WIRE_ERROR(ip);
-  if (ip->dst != cfg_.addr.addr && !is_bcast(ip->dst)) return free_drop(m, IpDrop::kOtherHost);
-  // The flow's CPU. UDP hashes ports too, spreading flows between one pair of
-  // hosts (UDP promises no order, so a datagram that was fragmented, hashed on
-  // addresses only, may overtake or trail its flow); the rest hash addresses.
+  if (ip->dst != cfg_.addr.addr && !is_bcast(ip->dst) &&
+      !(cfg_.router && (cfg_.router->forwarding() || cfg_.router->is_local(ip->dst))))
+    return free_drop(m, IpDrop::kOtherHost);
+  // The flow's CPU (also for packets to forward: routing runs there too). UDP hashes ports too,
+  // spreading flows between one pair of hosts (UDP promises no order, so a datagram that was
+  // fragmented, hashed on addresses only, may overtake or trail its flow); the rest hash addresses.
   static const Toeplitz hasher = Toeplitz::symmetric();
   bool frag = ip->more_frags || ip->frag_offset != 0;
   std::span<const uint8_t> l4 = view->payload();
@@ -330,6 +334,9 @@ void Interface::proto_input(Proto& p, Mbuf* m) {
                     .more_frags = (fo & 0x2000) != 0,
                     .frag_offset = uint16_t((fo & 0x1fff) * 8),
                     .payload_len = static_cast<uint16_t>(m->pkt.len - hl)};
+  if (ip.dst != cfg_.addr.addr && !is_bcast(ip.dst) && cfg_.router &&
+      !cfg_.router->is_local(ip.dst))
+    return forward(p, m, ip);  // (only a router's interface lets these through)
   if (ip.more_frags || ip.frag_offset != 0) return frag_input(p, m, ip);
   l4_input(p, m, hl, m->pkt.len - hl, ip);
 }
@@ -341,8 +348,8 @@ void Interface::l4_input(Proto& p, Mbuf* m, size_t l4_off, size_t l4_len,
   bool chain = m->m_next != nullptr;  // a reassembled datagram
   switch (ip.protocol) {
     case wire::kIpProtoIcmp:
-      if (chain) return icmp_chain_input(p, m, l4_off, l4_len, ip.src, bcast);
-      return icmp_input(p, m, l4_off, l4_len, ip.src, bcast);
+      if (chain) return icmp_chain_input(p, m, l4_off, l4_len, ip.src, ip.dst, bcast);
+      return icmp_input(p, m, l4_off, l4_len, ip.src, ip.dst, bcast);
     case wire::kIpProtoUdp:
       if (chain) return udp_chain_input(p, m, l4_off, l4_len, ip.src, ip.dst, bcast);
       return udp_input(p, m, l4_off, l4_len, ip.src, ip.dst, bcast);
@@ -411,28 +418,37 @@ void Interface::frag_timeout(lwkt::Callout* c) {
   p->ifp->frag_arm(*p);
 }
 
-void Interface::icmp_time_exceeded(Proto& p, const Mbuf& first, const wire::Ipv4Repr& ip) {
-  Ipv4Addr src = ip.src;
-  if (!p.serving || src.is_unspecified() || src.is_broadcast() || src.is_multicast() ||
-      src == cfg_.addr.broadcast() || !next_hop(src))
+// An ICMP error about orig (IPv4 header at data()) to its source: RFC 792's
+// quote of the header plus 64 bits of data. Never about an ICMP error, a
+// non-first fragment, or a source that cannot be answered (RFC 1122 §3.2.2).
+void Interface::icmp_error(Proto& p, const Mbuf& orig, uint8_t type, uint8_t code) {
+  uint8_t h[wire::kIpv4HeaderLen];
+  if (!p.serving || !orig.copy_out(0, sizeof h, h)) return;
+  Ipv4Addr src(uint32_t(h[12]) << 24 | uint32_t(h[13]) << 16 | uint32_t(h[14]) << 8 | h[15]);
+  size_t hl = size_t(h[0] & 0x0f) * 4;
+  if (src.is_unspecified() || src.is_broadcast() || src.is_multicast() ||
+      src == cfg_.addr.broadcast() || !route(src))
     return;
-  // RFC 792: the original header plus the first 64 bits of its data.
-  uint8_t vihl = 0;
-  if (!first.copy_out(0, 1, &vihl)) return;
-  size_t quote = std::min<size_t>(first.pkt.len, size_t(vihl & 0x0f) * 4 + 8);
+  if ((uint16_t(h[6] << 8 | h[7]) & 0x1fff) != 0) return;  // not the first fragment
+  if (h[9] == wire::kIpProtoIcmp) {
+    uint8_t t = 0;
+    if (!orig.copy_out(hl, 1, &t) || !(t == 0 || t == 8)) return;  // only echoes draw errors
+  }
+  size_t quote = std::min<size_t>(orig.pkt.len, hl + 8);
   Mbuf* m = pool_.get();
   if (!m) return p.stats.drop(IpDrop::kNoBufs);
   uint8_t* d = m->data();
-  d[0] = static_cast<uint8_t>(wire::IcmpRepr::Type::kTimeExceeded);
-  d[1] = wire::IcmpRepr::kExceededReassembly;
+  d[0] = type;
+  d[1] = code;
   std::fill(d + 2, d + wire::kIcmpHeaderLen, uint8_t{0});
-  if (!first.copy_out(0, quote, d + wire::kIcmpHeaderLen)) return pool_.free(m);
+  if (!orig.copy_out(0, quote, d + wire::kIcmpHeaderLen)) return pool_.free(m);
   size_t len = wire::kIcmpHeaderLen + quote;
   uint16_t ck = wire::internet_checksum(std::span<const uint8_t>(d, len));
   d[2] = static_cast<uint8_t>(ck >> 8);
   d[3] = static_cast<uint8_t>(ck);
   m->len = m->pkt.len = static_cast<uint32_t>(len);
-  p.stats.add(IfCounter::kIcmpTimeExceededOut);
+  p.stats.add(type == uint8_t(wire::IcmpRepr::Type::kTimeExceeded) ? IfCounter::kIcmpTimeExceededOut
+                                                                   : IfCounter::kIcmpUnreachOut);
   ip_output(p, m, src, wire::kIpProtoIcmp);
 }
 
@@ -450,22 +466,31 @@ frag::ReassemblyStats Interface::frag_stats() {
 
 // --- output --------------------------------------------------------------
 
-std::optional<Ipv4Addr> Interface::next_hop(Ipv4Addr dst) const {
+std::optional<Interface::Hop> Interface::route(Ipv4Addr dst) const {
   if (dst == cfg_.addr.addr || dst.is_unspecified() || dst.is_multicast()) return std::nullopt;
-  if (dst.is_broadcast() || cfg_.addr.contains(dst)) return dst;
-  return cfg_.gateway;
+  auto* self = const_cast<Interface*>(this);
+  if (dst.is_broadcast() || cfg_.addr.contains(dst)) return Hop{self, dst};
+  if (!cfg_.router) {
+    if (!cfg_.gateway) return std::nullopt;
+    return Hop{self, *cfg_.gateway};
+  }
+  const Route* r = cfg_.router->lookup(dst);
+  if (!r) return std::nullopt;
+  Interface* out = cfg_.router->interface(r->ifindex);
+  if (!out) return std::nullopt;
+  return Hop{out, r->gateway ? Ipv4Addr(r->gateway) : dst};
 }
 
 // On a protocol CPU: the IPv4 header, then the packet goes to the link CPU.
-void Interface::ip_output(Proto& p, Mbuf* m, Ipv4Addr dst, uint8_t proto) {
-  std::optional<Ipv4Addr> nh = next_hop(dst);
-  if (!nh) return proto_drop(p, m, IpDrop::kNoRoute);
+void Interface::ip_output(Proto& p, Mbuf* m, Ipv4Addr dst, uint8_t proto, Ipv4Addr from) {
+  std::optional<Hop> hop = route(dst);
+  if (!hop) return proto_drop(p, m, IpDrop::kNoRoute);
   size_t payload = m->pkt.len;
   if (payload > wire::kIpv4MaxLen - wire::kIpv4HeaderLen)
     return proto_drop(p, m, IpDrop::kCantFragment);
   Mbuf* h = m->prepend(wire::kIpv4HeaderLen);
   if (!h) return proto_drop(p, m, IpDrop::kNoBufs);
-  wire::Ipv4Repr ip{.src = cfg_.addr.addr,
+  wire::Ipv4Repr ip{.src = from.is_unspecified() ? cfg_.addr.addr : from,
                     .dst = dst,
                     .protocol = proto,
                     .ttl = 64,
@@ -473,9 +498,14 @@ void Interface::ip_output(Proto& p, Mbuf* m, Ipv4Addr dst, uint8_t proto) {
                     .payload_len = static_cast<uint16_t>(payload)};
   ip.emit(std::span(h->data(), wire::kIpv4HeaderLen));
   p.stats.add(IfCounter::kIpv4Out);
-  if (&cpu_ == lwkt::Cpu::current()) return link_output(h, *nh);
+  hop->ifp->to_link(h, hop->addr);
+}
+
+// From any CPU of the system: the packet leaves by this interface.
+void Interface::to_link(Mbuf* h, Ipv4Addr next_hop) {
+  if (&cpu_ == lwkt::Cpu::current()) return link_output(h, next_hop);
   h->pkt.ctx = this;
-  h->pkt.ctx_arg = nh->value;
+  h->pkt.ctx_arg = next_hop.value;
   net::dispatch(cpu_.port(), h, output_msg);
 }
 

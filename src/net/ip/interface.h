@@ -88,6 +88,7 @@
 namespace dfly::net::ip {
 
 class UdpSocket;
+class Router;
 
 struct InterfaceConfig {
   wire::Ipv4Cidr addr;                    // our address and on-link prefix (1..30 bits)
@@ -99,6 +100,10 @@ struct InterfaceConfig {
   // Protocol threads flows are spread over (at most kMaxProtos, no repeats);
   // empty: the serving CPU alone.
   std::vector<lwkt::Cpu*> proto_cpus;
+  // Shared routing (router.h): output resolves through its per-CPU replicas and,
+  // if it forwards, packets for other hosts are routed on. nullptr: on-link
+  // destinations plus `gateway` only. The caller attaches the interface.
+  Router* router = nullptr;
 };
 
 struct PingResult {
@@ -140,12 +145,14 @@ class Interface final : private ArpCache::Host {
   size_t arp_size();
   wire::MacAddr mac() const { return mac_; }
   wire::Ipv4Cidr addr() const { return cfg_.addr; }
+  int32_t ifindex() const { return cfg_.ifindex; }
 
   struct PingMsg;
 
  private:
   friend class UdpSocket;  // udp.cpp: sockets live on a Proto
   friend class UdpService;
+  friend class Router;
   struct Proto;  // one protocol CPU's state (proto.h)
   Interface(lwkt::Cpu& cpu, Device& dev, MbufPool& pool, const InterfaceConfig& cfg);
 
@@ -159,6 +166,7 @@ class Interface final : private ArpCache::Host {
   void arp_input(Mbuf* m, size_t off);
   void ip_input(Mbuf* m, size_t off);
   static void output_msg(lwkt::Msg* raw);
+  void to_link(Mbuf* m, wire::Ipv4Addr next_hop);
   void link_output(Mbuf* m, wire::Ipv4Addr next_hop);
   void eth_output(Mbuf* m, wire::MacAddr dst, uint16_t ethertype);
   void flush_tx();
@@ -172,9 +180,10 @@ class Interface final : private ArpCache::Host {
   void l4_input(Proto& p, Mbuf* m, size_t l4_off, size_t l4_len, const wire::Ipv4Repr& ip);
   void frag_arm(Proto& p);
   static void frag_timeout(lwkt::Callout* c);
-  void icmp_time_exceeded(Proto& p, const Mbuf& first, const wire::Ipv4Repr& ip);
-  void icmp_chain_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, bool bcast);
-  void icmp_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, bool bcast);
+  void icmp_chain_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src,
+                        wire::Ipv4Addr dst, bool bcast);
+  void icmp_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, wire::Ipv4Addr dst,
+                  bool bcast);
   void udp_chain_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src,
                        wire::Ipv4Addr dst, bool bcast);
   void udp_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, wire::Ipv4Addr dst,
@@ -182,7 +191,9 @@ class Interface final : private ArpCache::Host {
   void udp_deliver(Proto& p, Mbuf* m, size_t off, size_t payload, uint16_t sport, uint16_t dport,
                    wire::Ipv4Addr src, bool bcast);
   void udp_output(Proto& p, Mbuf* m, wire::Ipv4Addr dst, uint16_t sport, uint16_t dport);
-  void ip_output(Proto& p, Mbuf* m, wire::Ipv4Addr dst, uint8_t proto);
+  // from: the source address; unspecified means this interface's address.
+  void ip_output(Proto& p, Mbuf* m, wire::Ipv4Addr dst, uint8_t proto,
+                 wire::Ipv4Addr from = wire::Ipv4Addr());
   void proto_drop(Proto& p, Mbuf* m, IpDrop why);
   void proto_wire_drop(Proto& p, Mbuf* m, wire::WireDrop why);
   void stop_proto(Proto& p);
@@ -190,7 +201,19 @@ class Interface final : private ArpCache::Host {
   static void ping_timeout(lwkt::Callout* c);
   void ping_reply_in(Proto& p, Mbuf* m, size_t icmp_off, size_t icmp_len, wire::Ipv4Addr src);
   void ping_complete(Proto& p, PingMsg* msg, int error);
-  std::optional<wire::Ipv4Addr> next_hop(wire::Ipv4Addr dst) const;  // any thread
+  // Where a packet to dst leaves: the interface and the next hop. On a dispatch
+  // thread (with a router, the calling CPU's route replica decides).
+  struct Hop {
+    Interface* ifp;
+    wire::Ipv4Addr addr;
+  };
+  std::optional<Hop> route(wire::Ipv4Addr dst) const;
+  std::optional<wire::Ipv4Addr> next_hop(wire::Ipv4Addr dst) const {
+    auto h = route(dst);
+    return h ? std::optional<wire::Ipv4Addr>(h->addr) : std::nullopt;
+  }
+  void forward(Proto& p, Mbuf* m, const wire::Ipv4Repr& ip);
+  void icmp_error(Proto& p, const Mbuf& orig, uint8_t type, uint8_t code);
   bool is_bcast(wire::Ipv4Addr dst) const {
     return dst.is_broadcast() || dst == cfg_.addr.broadcast();
   }

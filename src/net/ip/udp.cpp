@@ -183,14 +183,14 @@ Status UdpSocket::bind(uint16_t port) {
 }
 
 Status UdpSocket::connect(Ipv4Addr addr, uint16_t port) {
-  int e = 0;
-  if (port == 0)
-    e = EINVAL;
-  else if (!ifp_.next_hop(addr))
-    e = EHOSTUNREACH;
-  else if (port_.load(std::memory_order_relaxed) == 0)
-    e = bind_port(0);
+  int e = port == 0 ? EINVAL : 0;
+  if (e == 0 && port_.load(std::memory_order_relaxed) == 0) e = bind_port(0);
+  // The route check runs on the home CPU: with a router it reads that CPU's replica.
   if (e == 0 && lwkt::run_on(*p_->cpu, [&] {
+                  if (!ifp_.next_hop(addr)) {
+                    e = EHOSTUNREACH;
+                    return;
+                  }
                   peer_ = {addr, port};
                   connected_ = true;
                 }) != 0)
