@@ -2,6 +2,11 @@
 // repeated lookup of a live vnode never enters the filesystem. Positive entries
 // only; every namespace change goes through the VFS, which removes the names it
 // changes. Bounded: cleared wholesale past kMaxEntries (cheap, and rare).
+//
+// Races: a lookup that resolved a name before a concurrent removal must not insert
+// it after the removal. So every removal bumps an epoch, and an insert carries the
+// epoch read before its filesystem call and is dropped if any removal intervened
+// (a few lost entries under churn cost only a filesystem lookup).
 // Thread-safe (one mutex; each call is a hash lookup).
 #pragma once
 
@@ -26,13 +31,19 @@ class NameCache {
     if (it == map_.end()) return std::nullopt;
     return it->second;
   }
-  void put(Ino dir, std::string_view name, Ino ino) {
+  uint64_t epoch() {
     std::lock_guard g(mu_);
+    return epoch_;
+  }
+  void put(Ino dir, std::string_view name, Ino ino, uint64_t epoch) {
+    std::lock_guard g(mu_);
+    if (epoch != epoch_) return;
     if (map_.size() >= kMaxEntries) map_.clear();
     map_[key(dir, name)] = ino;
   }
   void remove(Ino dir, std::string_view name) {
     std::lock_guard g(mu_);
+    ++epoch_;
     map_.erase(key(dir, name));
   }
 
@@ -45,6 +56,7 @@ class NameCache {
   }
   std::mutex mu_;
   std::unordered_map<std::string, Ino> map_;
+  uint64_t epoch_ = 0;
 };
 
 }  // namespace dfly::vfs

@@ -6,9 +6,9 @@
 // a filesystem call. A namespace operation that removes a name first takes a
 // reference on the victim, so the victim's vnode outlives the removal and its last
 // release reaches Filesystem::forget (the filesystem's cue to free an unlinked
-// inode). The name cache is updated after the filesystem succeeds; a racing lookup
-// may re-add a name being removed only if it resolved it before the removal, and
-// the removal's own cache update comes after, so the cache never keeps a removed name.
+// inode). The name cache is updated after the filesystem succeeds, guarded by its
+// epoch (namecache.h) so a racing lookup cannot re-add a removed name; ns_mu keeps a
+// lookup from instantiating a vnode for an inode being forgotten.
 //
 // The flusher wakes every flush_interval_ms, or when a throttled caller kicks it,
 // writes back every dirty vnode and, above 90% of the cache bound, evicts clean
@@ -19,6 +19,7 @@
 #include <linux/falloc.h>
 
 #include <condition_variable>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -106,21 +107,22 @@ class Vfs::Impl {
       if (vp->refs || vp->dying) return;
       vp->dying = true;
     }
-    for (;;) {
-      // Unlinked: nobody can read the data again, so do not write it back.
-      auto a = fs.getattr(vp->ino);
-      if (a.ok() && a->nlink > 0) vp->vm.flush().ignore_error_on_purpose();
-      std::lock_guard g(mu);
-      if (vp->refs) {  // revived by a lookup while we flushed
-        vp->dying = false;
-        return;
+    // Unlinked: nobody can read the data again, so do not write it back.
+    auto a = fs.getattr(vp->ino);
+    if (a.ok() && a->nlink > 0) vp->vm.flush().ignore_error_on_purpose();
+    {
+      std::unique_lock ns(ns_mu);  // no lookup between its fs call and get()
+      {
+        std::lock_guard g(mu);
+        if (vp->refs) {  // revived by a lookup while we flushed
+          vp->dying = false;
+          return;
+        }
+        table.erase(vp->ino);
       }
-      table.erase(vp->ino);
-      break;
+      fs.forget(vp->ino);
     }
-    Ino ino = vp->ino;
     delete vp;
-    fs.forget(ino);
   }
 
   std::vector<VnodeRef> all() {
@@ -175,6 +177,11 @@ class Vfs::Impl {
   Filesystem& fs;
   Cache cache;
   NameCache names;
+  // Shared by a lookup from its filesystem call until its vnode is in the table;
+  // exclusive while a vnode leaves the table and its inode is forgotten. Otherwise a
+  // lookup could resolve a name just before its removal and then instantiate a
+  // vnode for an inode the filesystem has freed.
+  std::shared_mutex ns_mu;
   std::mutex mu;
   std::unordered_map<Ino, Vnode*> table;  // guarded by mu
 
@@ -252,23 +259,27 @@ Result<VnodeRef> Vfs::lookup(Vnode& dir, std::string_view name) {
   if (auto ino = impl_->names.get(dir.ino, name)) {
     if (VnodeRef vp = impl_->find(*ino)) return vp;
   }
+  uint64_t epoch = impl_->names.epoch();
+  std::shared_lock ns(impl_->ns_mu);
   Attr a = TRY(fs_->lookup(dir.ino, name));
-  if (name != "..") impl_->names.put(dir.ino, name, a.ino);
+  if (name != "..") impl_->names.put(dir.ino, name, a.ino, epoch);
   return impl_->get(a);
 }
 
 Result<VnodeRef> Vfs::mknod(Vnode& dir, std::string_view name, uint32_t mode, uint64_t rdev,
                             const Cred& cred) {
   TRY(check_new_name(name));
+  uint64_t epoch = impl_->names.epoch();
   Attr a = TRY(fs_->mknod(dir.ino, name, mode, rdev, cred));
-  impl_->names.put(dir.ino, name, a.ino);
+  impl_->names.put(dir.ino, name, a.ino, epoch);
   return impl_->get(a);
 }
 
 Result<VnodeRef> Vfs::mkdir(Vnode& dir, std::string_view name, uint32_t mode, const Cred& cred) {
   TRY(check_new_name(name));
+  uint64_t epoch = impl_->names.epoch();
   Attr a = TRY(fs_->mkdir(dir.ino, name, mode, cred));
-  impl_->names.put(dir.ino, name, a.ino);
+  impl_->names.put(dir.ino, name, a.ino, epoch);
   return impl_->get(a);
 }
 
@@ -277,15 +288,17 @@ Result<VnodeRef> Vfs::symlink(Vnode& dir, std::string_view name, std::string_vie
   TRY(check_new_name(name));
   if (target.empty() || target.size() >= 4096)
     return Error(target.empty() ? ENOENT : ENAMETOOLONG, "vfs: symlink target length");
+  uint64_t epoch = impl_->names.epoch();
   Attr a = TRY(fs_->symlink(dir.ino, name, target, cred));
-  impl_->names.put(dir.ino, name, a.ino);
+  impl_->names.put(dir.ino, name, a.ino, epoch);
   return impl_->get(a);
 }
 
 Result<VnodeRef> Vfs::link(Vnode& vp, Vnode& dir, std::string_view name) {
   TRY(check_new_name(name));
+  uint64_t epoch = impl_->names.epoch();
   Attr a = TRY(fs_->link(vp.ino, dir.ino, name));
-  impl_->names.put(dir.ino, name, a.ino);
+  impl_->names.put(dir.ino, name, a.ino, epoch);
   return impl_->ref(vp);
 }
 
