@@ -110,7 +110,7 @@ Result<size_t> Tcb::recv(std::span<uint8_t> out) {
   if (fin_received_) return size_t{0};
   if (error_ != 0) return Error(error_, "tcp: recv: connection failed");
   if (state_ == TcpState::kClosed) return Error(ENOTCONN, "tcp: recv: not connected");
-  return Error(EAGAIN, "tcp: recv: no data yet");
+  return Error(EAGAIN, "tcp: no data");  // short: fits the string, no allocation
 }
 
 Status Tcb::shutdown_write() {
