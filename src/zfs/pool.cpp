@@ -226,26 +226,23 @@ Result<std::unique_ptr<Pool>> Pool::open(const std::string& dir, const std::stri
       return Error(ENXIO, fmt::format("zfs: pool '{}': vdev {} unavailable, missing: {}", p->name_,
                                       id, fmt::format("{}", fmt::join(p->missing_, ", "))));
   }
-  // Newest uberblock whose MOS reads.
+  // The newest uberblock. Older ones are not tried: reading an older txg would be
+  // a silent rewind (ZFS asks for `import -F`), so a bad newest MOS is an error.
   std::vector<Uberblock> ubs;
   for (auto& d : devs) ubs.insert(ubs.end(), d.uberblocks.begin(), d.uberblocks.end());
-  std::sort(ubs.begin(), ubs.end(), [](auto& a, auto& b) {
-    return a.txg != b.txg ? a.txg > b.txg : a.timestamp > b.timestamp;
+  if (ubs.empty()) return Error(EIO, fmt::format("zfs: pool '{}': no valid uberblock", p->name_));
+  const Uberblock& ub = *std::max_element(ubs.begin(), ubs.end(), [](auto& a, auto& b) {
+    return a.txg != b.txg ? a.txg < b.txg : a.timestamp < b.timestamp;
   });
-  std::string why = "no valid uberblock";
-  for (auto& ub : ubs) {
-    if (ub.version > 28 && ub.version != 5000) {
-      why = fmt::format("uberblock version {} unsupported", ub.version);
-      continue;
-    }
-    auto mos = p->read_bp(ub.rootbp);
-    if (mos.ok()) {
-      p->ub_ = ub;
-      return p;
-    }
-    why = mos.error().message();
-  }
-  return Error(EIO, fmt::format("zfs: pool '{}': {}", p->name_, why));
+  if (ub.version > 28 && ub.version != 5000)
+    return Error(ENOTSUP, fmt::format("zfs: pool '{}': uberblock version {} unsupported", p->name_,
+                                      ub.version));
+  auto mos = p->read_bp(ub.rootbp);
+  if (!mos.ok())
+    return std::move(mos).error().with_context(
+        fmt::format("zfs: pool '{}': MOS of txg {}", p->name_, ub.txg));
+  p->ub_ = ub;
+  return p;
 }
 
 Result<std::vector<uint8_t>> Pool::read_gang(const Blkptr& bp, const Dva& dva, int depth) {

@@ -1,0 +1,6 @@
+# dfly zpool / dfly zfs against pools made by zfs-fuse (label zfs; exit 77 without it).
+foreach(case tree damage errors import)
+  add_test(NAME zfs.cli_${case}
+           COMMAND ${PROJECT_SOURCE_DIR}/src/zfs/fixtures/zfs_test.sh $<TARGET_FILE:dfly> ${case})
+  set_tests_properties(zfs.cli_${case} PROPERTIES LABELS zfs TIMEOUT 600 SKIP_RETURN_CODE 77)
+endforeach()
