@@ -52,6 +52,7 @@ Status parse_options(std::span<const uint8_t> opts, TcpRepr& r) {
         if (len < 10 || (len - 2) % 8 != 0 || (len - 2) / 8 > kTcpMaxSackBlocks)
           return bad_option(kind, len, "SACK needs 2 + 8n, n 1..4");
         r.sack_count = static_cast<uint8_t>((len - 2) / 8);
+        r.sack = {};  // a later SACK option replaces an earlier one entirely
         for (size_t b = 0; b < r.sack_count; ++b)
           r.sack[b] = {load_be32(v + 8 * b), load_be32(v + 8 * b + 4)};
         break;
