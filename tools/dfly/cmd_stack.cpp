@@ -1,19 +1,32 @@
-// dfly stack: runs dfly's own IPv4 stack on a TAP device, the Linux kernel on the
+// dfly stack: runs dfly's own IPv4 stack on TAP devices, the Linux kernel on the
 // other side being the peer.
-//   dfly stack run  --tap NAME --addr CIDR [--gateway IP] [--mtu N] [--pcap FILE]
-//                   [--seconds N] [--echo] [--discard] [--json]
-//       serves ARP and ICMP echo (and UDP echo on port 7, discard on port 9) until
-//       SIGINT/SIGTERM (or N seconds); SIGUSR1 prints the counters (with the
-//       services' datagram and byte counts); the counters are printed at exit.
+//   dfly stack run  --tap NAME --addr CIDR [--tap NAME --addr CIDR]... [--cpus N]
+//                   [--gateway IP] [--route PREFIX via GW]... [--mtu N] [--pcap FILE]
+//                   [--seconds N] [--echo] [--discard] [--control PATH] [--json]
+//       serves ARP and ICMP echo (and UDP echo on port 7, discard on port 9, on the
+//       first interface) until SIGINT/SIGTERM (or N seconds); with two or more
+//       TAPs it routes between them (router mode). SIGUSR1 prints the counters;
+//       they are printed at exit too. A control socket (default
+//       /run/dfly/stack-<first tap>.sock) serves `dfly stack stats` and
+//       `dfly stack route add|del` while it runs.
 //   dfly stack ping --tap NAME --addr CIDR HOST [--count N] [--size N] [--json]
 //       brings the stack up and pings HOST from it.
 // The TAP lives as long as the command: run it inside a network namespace of
 // your own (README: "Trying the stack").
 #include <fmt/core.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cstring>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "base/futex.h"
 #include "cli.h"
@@ -21,6 +34,7 @@
 #include "net/dev/pcap.h"
 #include "net/dev/tap.h"
 #include "net/ip/interface.h"
+#include "net/ip/router.h"
 #include "net/ip/udp_services.h"
 #include "net/mbuf/pool.h"
 
@@ -28,8 +42,11 @@ namespace dfly::cli {
 namespace {
 
 struct StackOptions {
-  std::string tap;
-  std::string addr;
+  std::vector<std::string> taps;
+  std::vector<std::string> addrs;
+  std::string tap1, addr1;                       // ping: one interface
+  std::vector<std::vector<std::string>> routes;  // each: PREFIX via GW
+  std::string control;                           // control socket path
   std::string gateway;
   uint32_t mtu = 1500;
   int cpus = 1;  // protocol threads; the link is served by the first
@@ -66,25 +83,56 @@ nlohmann::json service_json(const net::ip::UdpService& s) {
           {"ignored", s.ignored()}};
 }
 
-void print_counters(const net::ip::Interface& ifp, bool json,
-                    const net::ip::UdpService* echo = nullptr,
-                    const net::ip::UdpService* discard = nullptr) {
-  nlohmann::json j = counters_json(ifp.counters());
+nlohmann::json stats_json(const std::vector<std::unique_ptr<net::ip::Interface>>& ifs,
+                          const std::vector<std::string>& taps,
+                          const net::ip::UdpService* echo = nullptr,
+                          const net::ip::UdpService* discard = nullptr) {
+  auto one = [](const net::ip::Interface& ifp) {
+    nlohmann::json j = counters_json(ifp.counters());
+    nlohmann::json per_cpu = nlohmann::json::array();
+    for (auto& [cpu, c] : ifp.counters_by_cpu()) {
+      nlohmann::json e = counters_json(c);
+      e["cpu"] = cpu;
+      per_cpu.push_back(std::move(e));
+    }
+    j["cpus"] = std::move(per_cpu);
+    return j;
+  };
+  // The first interface's counters at the top (one-TAP scripts read them there).
+  nlohmann::json j = one(*ifs[0]);
+  j["interface"] = taps[0];
   if (echo) j["udp_echo"] = service_json(*echo);
   if (discard) j["udp_discard"] = service_json(*discard);
-  nlohmann::json per_cpu = nlohmann::json::array();
-  for (auto& [cpu, c] : ifp.counters_by_cpu()) {
-    nlohmann::json e = counters_json(c);
-    e["cpu"] = cpu;
-    per_cpu.push_back(std::move(e));
+  if (ifs.size() > 1) {
+    nlohmann::json all = nlohmann::json::array();
+    for (size_t i = 0; i < ifs.size(); i++) {
+      nlohmann::json e = one(*ifs[i]);
+      e["interface"] = taps[i];
+      all.push_back(std::move(e));
+    }
+    j["interfaces"] = std::move(all);
   }
+  return j;
+}
+
+void print_stats(nlohmann::json j, bool json) {
+  nlohmann::json per_cpu = j["cpus"];
   if (json) {
-    j["cpus"] = std::move(per_cpu);
     fmt::print("{}\n", j.dump(2));
+    std::fflush(stdout);
     return;
   }
+  if (j.contains("interfaces")) {
+    for (auto& e : j["interfaces"])
+      fmt::print("  {:<8} rx_frames {} tx_frames {} forwarded {} no_route {}\n",
+                 e["interface"].get<std::string>(), e["rx_frames"].get<uint64_t>(),
+                 e["tx_frames"].get<uint64_t>(), e["forwarded"].get<uint64_t>(),
+                 e["drops"]["no_route"].get<uint64_t>());
+    fmt::print("  {} (first interface):\n", j["interface"].get<std::string>());
+  }
   for (auto& [k, v] : j.items())
-    if (k != "drops" && v.is_number()) fmt::print("  {:<22} {}\n", k, v.get<uint64_t>());
+    if (k != "drops" && k != "cpu" && v.is_number())
+      fmt::print("  {:<22} {}\n", k, v.get<uint64_t>());
   for (const char* svc : {"udp_echo", "udp_discard"})
     if (j.contains(svc))
       fmt::print("  {:<22} {} datagrams, {} bytes\n", svc, j[svc]["datagrams"].get<uint64_t>(),
@@ -102,60 +150,139 @@ void print_counters(const net::ip::Interface& ifp, bool json,
 
 // Everything a running stack owns, torn down in reverse order by the destructor.
 struct Stack {
-  std::unique_ptr<net::TapDevice> tap;
+  std::vector<std::string> names;
+  std::vector<std::unique_ptr<net::TapDevice>> taps;
   std::unique_ptr<net::PcapWriter> pcap;
-  std::unique_ptr<net::PcapDevice> traced;
+  std::unique_ptr<net::PcapDevice> traced;  // the first TAP, recorded
   std::unique_ptr<lwkt::System> sys;
   std::unique_ptr<net::MbufPool> pool;
-  std::unique_ptr<net::ip::Interface> ifp;
-  std::unique_ptr<net::ip::UdpService> echo, discard;  // closed before ifp
+  std::unique_ptr<net::ip::Router> router;
+  std::vector<std::unique_ptr<net::ip::Interface>> ifs;
+  std::unique_ptr<net::ip::UdpService> echo, discard;  // closed before the interfaces
   ~Stack() {
     echo.reset();
     discard.reset();
-    if (ifp) ifp->stop();
-    ifp.reset();
+    for (auto& i : ifs) {
+      if (router) router->detach(*i);
+      i->stop();
+    }
+    ifs.clear();
+    router.reset();
     if (sys) sys->stop();
   }
+  nlohmann::json stats() const { return stats_json(ifs, names, echo.get(), discard.get()); }
 };
 
+// "PREFIX via GW" (three words, as ip-route(8) says it).
+Result<std::pair<net::wire::Ipv4Cidr, net::wire::Ipv4Addr>> parse_route(
+    const std::vector<std::string>& w) {
+  if (w.size() != 3 || w[1] != "via")
+    return Error(EINVAL, "expected PREFIX via GATEWAY, e.g. 198.18.12.0/24 via 198.18.11.1");
+  auto prefix = net::wire::Ipv4Cidr::parse(w[0]);
+  if (!prefix.ok()) return std::move(prefix).error();
+  auto gw = net::wire::Ipv4Addr::parse(w[2]);
+  if (!gw.ok()) return std::move(gw).error();
+  return std::pair{*prefix, *gw};
+}
+
 Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
-  auto cidr = net::wire::Ipv4Cidr::parse(o.addr);
-  if (!cidr.ok()) return std::move(cidr).error().with_context("--addr");
-  net::ip::InterfaceConfig cfg;
-  cfg.addr = *cidr;
+  if (o.taps.size() != o.addrs.size())
+    return Error(EINVAL, fmt::format("{} --tap but {} --addr: give one address per TAP",
+                                     o.taps.size(), o.addrs.size()));
+  std::vector<net::wire::Ipv4Cidr> cidrs;
+  for (auto& a : o.addrs) {
+    auto cidr = net::wire::Ipv4Cidr::parse(a);
+    if (!cidr.ok()) return std::move(cidr).error().with_context("--addr");
+    cidrs.push_back(*cidr);
+  }
+  std::vector<std::pair<net::wire::Ipv4Cidr, net::wire::Ipv4Addr>> routes;
+  for (auto& r : o.routes) {
+    auto rt = parse_route(r);
+    if (!rt.ok()) return std::move(rt).error().with_context("--route");
+    routes.push_back(*rt);
+  }
   if (!o.gateway.empty()) {
     auto gw = net::wire::Ipv4Addr::parse(o.gateway);
     if (!gw.ok()) return std::move(gw).error().with_context("--gateway");
-    cfg.gateway = *gw;
+    routes.push_back({net::wire::Ipv4Cidr{net::wire::Ipv4Addr(), 0}, *gw});
   }
   auto st = std::make_unique<Stack>();
-  net::TapConfig tc;
-  tc.name = o.tap;
-  tc.mtu = o.mtu;
-  st->tap = TRY(net::TapDevice::open(tc));
-  net::Device* dev = st->tap.get();
-  if (!o.pcap.empty()) {
-    st->pcap = TRY(net::PcapWriter::create(o.pcap));
-    st->traced = std::make_unique<net::PcapDevice>(*st->tap, *st->pcap);
-    dev = st->traced.get();
+  st->names = o.taps;
+  for (auto& name : o.taps) {
+    net::TapConfig tc;
+    tc.name = name;
+    tc.mtu = o.mtu;
+    st->taps.push_back(TRY(net::TapDevice::open(tc)));
   }
   lwkt::SystemOptions so;
   so.ncpus = o.cpus;
   st->sys = TRY(lwkt::System::start(so));
-  for (int i = 0; i < o.cpus; i++) cfg.proto_cpus.push_back(&st->sys->cpu(i));
   st->pool = TRY(net::MbufPool::create());
-  st->ifp = TRY(net::ip::Interface::start(st->sys->cpu(0), *dev, *st->pool, cfg));
+  st->router = std::make_unique<net::ip::Router>(*st->sys, /*forwarding=*/o.taps.size() > 1);
+  for (size_t i = 0; i < o.taps.size(); i++) {
+    net::Device* dev = st->taps[i].get();
+    if (i == 0 && !o.pcap.empty()) {
+      st->pcap = TRY(net::PcapWriter::create(o.pcap));
+      st->traced = std::make_unique<net::PcapDevice>(*st->taps[0], *st->pcap);
+      dev = st->traced.get();
+    }
+    net::ip::InterfaceConfig cfg;
+    cfg.addr = cidrs[i];
+    cfg.ifindex = int32_t(i + 1);
+    cfg.router = st->router.get();
+    for (int c = 0; c < o.cpus; c++) cfg.proto_cpus.push_back(&st->sys->cpu(c));
+    // Links spread over the CPUs too: interface i is served by CPU i mod N.
+    lwkt::Cpu& link = st->sys->cpu(int(i) % o.cpus);
+    st->ifs.push_back(TRY(net::ip::Interface::start(link, *dev, *st->pool, cfg)));
+    Status a = st->router->attach(*st->ifs.back());
+    if (!a.ok()) return std::move(a).error().with_context("--tap " + o.taps[i]);
+  }
+  for (auto& [prefix, gw] : routes) {
+    Status a = st->router->add(prefix, gw);
+    if (!a.ok()) return std::move(a).error().with_context("--route");
+  }
   if (o.echo) {
-    auto svc = net::ip::UdpService::echo(*st->ifp);
+    auto svc = net::ip::UdpService::echo(*st->ifs[0]);
     if (!svc.ok()) return std::move(svc).error().with_context("--echo");
     st->echo = std::move(*svc);
   }
   if (o.discard) {
-    auto svc = net::ip::UdpService::discard(*st->ifp);
+    auto svc = net::ip::UdpService::discard(*st->ifs[0]);
     if (!svc.ok()) return std::move(svc).error().with_context("--discard");
     st->discard = std::move(*svc);
   }
   return st;
+}
+
+std::string default_control(const std::string& tap) {
+  return "/run/dfly/stack-" + tap + ".sock";
+}
+
+// One request per connection: a line in, one JSON document out.
+nlohmann::json control_request(Stack& st, const std::string& line) {
+  std::vector<std::string> w;
+  for (size_t i = 0; i < line.size();) {
+    size_t j = line.find(' ', i);
+    if (j == std::string::npos) j = line.size();
+    if (j > i) w.push_back(line.substr(i, j - i));
+    i = j + 1;
+  }
+  if (w.size() == 1 && w[0] == "stats") return st.stats();
+  if (w.size() >= 3 && w[0] == "route" && (w[1] == "add" || w[1] == "del")) {
+    Status r = Ok{};
+    if (w[1] == "add") {
+      auto rt = parse_route(std::vector<std::string>(w.begin() + 2, w.end()));
+      if (!rt.ok()) return {{"error", rt.error().to_string()}};
+      r = st.router->add(rt->first, rt->second);
+    } else {
+      auto prefix = net::wire::Ipv4Cidr::parse(w[2]);
+      if (!prefix.ok() || w.size() != 3) return {{"error", "expected: route del PREFIX"}};
+      r = st.router->del(*prefix);
+    }
+    if (!r.ok()) return {{"error", r.error().to_string()}};
+    return {{"ok", true}};
+  }
+  return {{"error", "unknown request (stats | route add PREFIX via GW | route del PREFIX)"}};
 }
 
 // Blocks the signals we wait for in every thread (the lwkt threads inherit the
@@ -170,35 +297,148 @@ sigset_t wait_signals() {
   return set;
 }
 
+// The control socket: a thread serving one request per connection until stop.
+// Requests are tiny and rare; a hostile or stuck client costs at most the 2 s
+// receive timeout, and a line longer than 512 bytes is refused.
+class ControlServer {
+ public:
+  static Result<std::unique_ptr<ControlServer>> start(Stack& st, const std::string& path) {
+    if (path.size() >= sizeof(sockaddr_un{}.sun_path))
+      return Error(ENAMETOOLONG, "control socket path " + path);
+    auto slash = path.rfind('/');
+    if (slash != std::string::npos && slash > 0) ::mkdir(path.substr(0, slash).c_str(), 0755);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno_error("control socket");
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, path.c_str(), path.size());
+    ::unlink(path.c_str());  // a stale socket from a killed run
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 8) != 0) {
+      Error e = errno_error("control socket " + path);
+      ::close(fd);
+      return e;
+    }
+    std::unique_ptr<ControlServer> c(new ControlServer(st, path, fd));
+    c->thread_ = std::thread([p = c.get()] { p->serve(); });
+    return c;
+  }
+  ~ControlServer() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+
+ private:
+  ControlServer(Stack& st, std::string path, int fd) : st_(st), path_(std::move(path)), fd_(fd) {}
+  void serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 200) <= 0) continue;
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      timeval tv{2, 0};
+      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      std::string line;
+      char buf[256];
+      ssize_t n;
+      while (line.size() <= 512 && line.find('\n') == std::string::npos &&
+             (n = ::read(c, buf, sizeof buf)) > 0)
+        line.append(buf, size_t(n));
+      nlohmann::json reply;
+      if (line.size() > 512 || line.find('\n') == std::string::npos)
+        reply = {{"error", "request too long or incomplete"}};
+      else
+        reply = control_request(st_, line.substr(0, line.find('\n')));
+      std::string out = reply.dump() + "\n";
+      for (size_t off = 0; off < out.size();) {
+        ssize_t w = ::write(c, out.data() + off, out.size() - off);
+        if (w <= 0) break;
+        off += size_t(w);
+      }
+      ::close(c);
+    }
+  }
+  Stack& st_;
+  std::string path_;
+  int fd_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 int run_stack(const StackOptions& o) {
   sigset_t set = wait_signals();
   auto st = bring_up(o);
   if (!st.ok()) return fail("stack run", st.error());
-  auto& ifp = *(*st)->ifp;
-  if (!o.json)
-    fmt::print("dfly stack: {} on {} (mac {}), serving ARP and ICMP echo{}{}; Ctrl-C to stop\n",
-               o.addr, (*st)->tap->name(), ifp.mac().to_string(), o.echo ? ", UDP echo (7)" : "",
-               o.discard ? ", UDP discard (9)" : "");
+  Stack& stack = **st;
+  std::string control = o.control.empty() ? default_control(o.taps[0]) : o.control;
+  auto ctl = ControlServer::start(stack, control);
+  if (!ctl.ok()) return fail("stack run", ctl.error());
+  if (!o.json) {
+    std::string ifs;
+    for (size_t i = 0; i < o.taps.size(); i++)
+      ifs += fmt::format("{}{} on {} (mac {})", i ? ", " : "", o.addrs[i], o.taps[i],
+                         stack.ifs[i]->mac().to_string());
+    fmt::print(
+        "dfly stack: {}; {} CPU(s); serving ARP and ICMP echo{}{}{}; control {}; Ctrl-C "
+        "to stop\n",
+        ifs, o.cpus, o.echo ? ", UDP echo (7)" : "", o.discard ? ", UDP discard (9)" : "",
+        o.taps.size() > 1 ? ", routing between the interfaces" : "", control);
+  }
   std::fflush(stdout);
   uint64_t deadline = o.seconds > 0 ? monotonic_ns() + uint64_t(o.seconds) * 1'000'000'000 : 0;
   for (;;) {
     struct timespec ts = {1, 0};
     int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) break;
-    if (sig == SIGUSR1) print_counters(ifp, o.json, (*st)->echo.get(), (*st)->discard.get());
+    if (sig == SIGUSR1) print_stats(stack.stats(), o.json);
     if (deadline != 0 && monotonic_ns() >= deadline) break;
   }
-  print_counters(ifp, o.json, (*st)->echo.get(), (*st)->discard.get());
+  print_stats(stack.stats(), o.json);
   return 0;
 }
 
-int run_ping(const StackOptions& o) {
+// A client of a running stack's control socket.
+int control_call(const std::string& what, const std::string& path, const std::string& request,
+                 nlohmann::json& reply) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(what, errno_error("socket").to_string());
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path) return fail(what, "control socket path too long");
+  std::memcpy(a.sun_path, path.c_str(), path.size());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    int e = errno;
+    ::close(fd);
+    return fail(what, fmt::format("{}: {} (is `dfly stack run` running?)", path, strerror(e)));
+  }
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string req = request + "\n", out;
+  if (::write(fd, req.data(), req.size()) != ssize_t(req.size())) {
+    ::close(fd);
+    return fail(what, "cannot send the request to " + path);
+  }
+  char buf[4096];
+  ssize_t n;
+  while (out.size() < (16u << 20) && (n = ::read(fd, buf, sizeof buf)) > 0)
+    out.append(buf, size_t(n));
+  ::close(fd);
+  reply = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  if (reply.is_discarded()) return fail(what, "unreadable reply from " + path);
+  if (reply.contains("error")) return fail(what, reply["error"].get<std::string>());
+  return 0;
+}
+
+int run_ping(StackOptions o) {
+  o.taps = {o.tap1};
+  o.addrs = {o.addr1};
   auto dst = net::wire::Ipv4Addr::parse(o.host);
   if (!dst.ok()) return fail("stack ping", std::move(dst).error().with_context("HOST"));
   wait_signals();
   auto st = bring_up(o);
   if (!st.ok()) return fail("stack ping", st.error());
-  auto& ifp = *(*st)->ifp;
+  auto& ifp = *(*st)->ifs[0];
   nlohmann::json replies = nlohmann::json::array();
   int got = 0;
   for (int i = 0; i < o.count; ++i) {
@@ -227,37 +467,90 @@ int run_ping(const StackOptions& o) {
   return 0;
 }
 
-void common_options(CLI::App* cmd, StackOptions& o) {
-  cmd->add_option("--tap", o.tap, "TAP device to create (at most 15 characters)")->required();
-  cmd->add_option("--addr", o.addr, "our address and prefix, e.g. 198.18.0.2/24")->required();
+void common_options(CLI::App* cmd, StackOptions& o, bool many) {
+  const char* tap_help = "TAP device to create (at most 15 characters)";
+  const char* addr_help = "our address and prefix on it, e.g. 198.18.0.2/24";
+  if (many) {  // repeatable, paired in order
+    cmd->add_option("--tap", o.taps, tap_help)->required();
+    cmd->add_option("--addr", o.addrs, addr_help)->required();
+  } else {
+    cmd->add_option("--tap", o.tap1, tap_help)->required();
+    cmd->add_option("--addr", o.addr1, addr_help)->required();
+  }
   cmd->add_option("--gateway", o.gateway, "default gateway (on-link)");
+  cmd->add_option("--route", o.routes, "a static route: PREFIX via GATEWAY (repeatable)")
+      ->expected(3);
   cmd->add_option("--mtu", o.mtu, "link MTU")->check(CLI::Range(576, 9000));
   cmd->add_option("--cpus", o.cpus, "protocol threads that flows are spread over")
       ->check(CLI::Range(1, 64));
-  cmd->add_option("--pcap", o.pcap, "record every frame to this pcap file");
+  cmd->add_option("--pcap", o.pcap, "record every frame of the first TAP to this pcap file");
   cmd->add_flag("--json", o.json, "machine-readable output");
 }
 
 }  // namespace
 
 void add_stack(CLI::App& app, Action& action) {
-  auto* noun = app.add_subcommand("stack", "dfly's userland IPv4 stack on a TAP device");
+  auto* noun = app.add_subcommand("stack", "dfly's userland IPv4 stack on TAP devices");
   noun->require_subcommand(1);
   auto o = std::make_shared<StackOptions>();
 
-  auto* run = noun->add_subcommand("run", "serve ARP and ICMP echo until SIGINT/SIGTERM");
-  common_options(run, *o);
+  auto* run = noun->add_subcommand(
+      "run", "serve ARP and ICMP echo (and route, with 2+ TAPs) until SIGINT/SIGTERM");
+  common_options(run, *o, /*many=*/true);
   run->add_option("--seconds", o->seconds, "stop after N seconds")->check(CLI::Range(1, 86400));
   run->add_flag("--echo", o->echo, "serve UDP echo (RFC 862) on port 7");
   run->add_flag("--discard", o->discard, "serve UDP discard (RFC 863) on port 9");
+  run->add_option("--control", o->control,
+                  "control socket for stats/route (default /run/dfly/stack-<first tap>.sock)");
   run->callback([o, &action] { action = [o] { return run_stack(*o); }; });
 
   auto* ping = noun->add_subcommand("ping", "ping HOST from the dfly stack");
-  common_options(ping, *o);
+  common_options(ping, *o, /*many=*/false);
   ping->add_option("HOST", o->host, "IPv4 address to ping")->required();
   ping->add_option("--count", o->count, "echo requests to send")->check(CLI::Range(1, 100000));
   ping->add_option("--size", o->size, "data bytes per request")->check(CLI::Range(0, 8972));
   ping->callback([o, &action] { action = [o] { return run_ping(*o); }; });
+
+  // Clients of a running stack.
+  auto target = std::make_shared<std::string>();
+  auto tap_name = std::make_shared<std::string>();
+  auto path_of = [target, tap_name] {
+    return !target->empty() ? *target : default_control(tap_name->empty() ? "dfly0" : *tap_name);
+  };
+  auto* stats = noun->add_subcommand("stats", "per-CPU counters of a running `dfly stack run`");
+  stats->add_option("--control", *target, "its control socket");
+  stats->add_option("--tap", *tap_name, "its first TAP (finds the default control socket)");
+  stats->add_flag("--json", o->json, "machine-readable output");
+  stats->callback([o, path_of, &action] {
+    action = [o, path_of] {
+      nlohmann::json reply;
+      if (int rc = control_call("stack stats", path_of(), "stats", reply); rc != 0) return rc;
+      print_stats(reply, o->json);
+      return 0;
+    };
+  });
+
+  auto* route = noun->add_subcommand("route", "change a running stack's routes");
+  route->require_subcommand(1);
+  auto words = std::make_shared<std::vector<std::string>>();
+  for (const char* verb : {"add", "del"}) {
+    bool add = verb[0] == 'a';
+    auto* v = route->add_subcommand(verb, add ? "add a route: PREFIX via GATEWAY"
+                                              : "delete the route for PREFIX (on every CPU)");
+    v->add_option("ROUTE", *words, add ? "PREFIX via GATEWAY" : "PREFIX")
+        ->required()
+        ->expected(add ? 3 : 1);
+    v->add_option("--control", *target, "its control socket");
+    v->add_option("--tap", *tap_name, "its first TAP (finds the default control socket)");
+    v->callback([words, path_of, verb, &action] {
+      action = [words, path_of, verb] {
+        std::string req = std::string("route ") + verb;
+        for (auto& w : *words) req += " " + w;
+        nlohmann::json reply;
+        return control_call(std::string("stack route ") + verb, path_of(), req, reply);
+      };
+    });
+  }
 }
 
 DFLY_CLI_NOUN(30, add_stack);
