@@ -388,7 +388,14 @@ void VmObject::extend(uint64_t size) {
 void VmObject::overlay(Attr& a) {
   std::lock_guard l(mu_);
   a.size = size_;
-  if (times_dirty_) a.mtime = a.ctime = mtime_;
+  // Newer of the two: the filesystem's may be newer (chmod, link after the write).
+  auto later = [](const timespec& x, const timespec& y) {
+    return x.tv_sec != y.tv_sec ? x.tv_sec > y.tv_sec : x.tv_nsec > y.tv_nsec;
+  };
+  if (times_dirty_) {
+    if (later(mtime_, a.mtime)) a.mtime = mtime_;
+    if (later(mtime_, a.ctime)) a.ctime = mtime_;
+  }
 }
 
 bool VmObject::dirty() {
