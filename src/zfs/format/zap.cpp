@@ -67,10 +67,12 @@ Result<std::vector<uint8_t>> read_array(Bytes b, size_t chunks_off, size_t nchun
                                         size_t nbytes) {
   std::vector<uint8_t> out;
   out.reserve(nbytes);
-  size_t steps = 0;
+  std::vector<bool> seen(nchunks);
   while (out.size() < nbytes) {
-    if (chunk == kChainEnd || chunk >= nchunks || ++steps > nchunks)
+    if (chunk == kChainEnd || chunk >= nchunks)
       return Error(EINVAL, "zfs: zap leaf: array chain broken");
+    if (seen[chunk]) return Error(EINVAL, "zfs: zap leaf: array chain loops");
+    seen[chunk] = true;
     const uint8_t* c = b.data() + chunks_off + kChunkSize * chunk;
     if (c[0] != kChunkArray) return Error(EINVAL, "zfs: zap leaf: array chunk has wrong type");
     size_t take = std::min(kArrayBytes, nbytes - out.size());
