@@ -601,3 +601,70 @@ TEST(TcpConn, ModelRandom_ManySeeds) {
 
 }  // namespace
 }  // namespace dfly::net::tcp
+
+namespace dfly::net::tcp {
+namespace {
+
+using namespace sim;
+using namespace wire::tcp_flags;
+
+TEST(TcpConn, TimeWait_NewSynWithHigherSequenceMayReuse) {
+  Sim s;
+  Tcb *a, *b;
+  ASSERT_TRUE(drive(s, a, b, TcpState::kTimeWait));
+  uint32_t rcv_nxt = s.a().sent.back().ack;
+  wire::TcpRepr syn;
+  syn.src_port = 80;
+  syn.dst_port = 40000;
+  syn.flags = kSyn;
+  syn.seq = rcv_nxt + 100000;
+  EXPECT_TRUE(a->accepts_new_syn(syn));
+  syn.seq = rcv_nxt - 5;
+  EXPECT_FALSE(a->accepts_new_syn(syn));  // could be an old duplicate: no
+  syn.has_timestamps = true;
+  syn.ts_val = s.b().sent.back().ts_val + 1000;
+  EXPECT_TRUE(a->accepts_new_syn(syn));  // timestamps decide when both have them
+  syn.flags = kSyn | kAck;
+  EXPECT_FALSE(a->accepts_new_syn(syn));  // only a plain SYN opens
+  (void)b;
+}
+
+TEST(TcpConn, ChallengeAcks_RateLimited) {
+  Sim s;
+  Tcb *a, *b;
+  ASSERT_TRUE(drive(s, a, b, TcpState::kEstablished));
+  uint32_t rcv_nxt = s.a().sent.back().ack;
+  for (int i = 0; i < 100; ++i) s.inject(0, rst_to_a(a, rcv_nxt + 1 + i));
+  EXPECT_EQ(a->stats().challenge_acks, 10u);
+  EXPECT_EQ(a->stats().dropped(TcpDrop::kRstOutOfWindow), 100u);
+  EXPECT_EQ(a->state(), TcpState::kEstablished);
+  s.advance(2 * kSec);
+  s.inject(0, rst_to_a(a, rcv_nxt + 1));
+  EXPECT_EQ(a->stats().challenge_acks, 11u);
+}
+
+TEST(TcpConn, ZeroWindow_PeerVanishes_GivesUp) {
+  Sim s;
+  TcpConfig small;
+  small.recv_buffer = 4096;
+  ListenerConfig lc;
+  lc.conn = small;
+  s.listen(1, 80, lc, kIsn);
+  Tcb* a = s.connect(0, 40000, 80, {}, 1);
+  ASSERT_TRUE(s.run_until([&] { return s.b().tcbs.size() == 1; }, 10 * kSec));
+  auto data = pattern(50'000, 10);
+  size_t off = 0;
+  s.run_until(
+      [&] {
+        feed(a, data, &off);
+        return false;
+      },
+      30 * kSec);
+  EXPECT_GT(a->stats().zero_window_probes, 0u);
+  s.link.blackhole = true;
+  ASSERT_TRUE(s.run_until([&] { return a->is_closed(); }, 7200 * kSec));
+  EXPECT_EQ(a->error(), ETIMEDOUT);
+}
+
+}  // namespace
+}  // namespace dfly::net::tcp

@@ -93,6 +93,12 @@ class Tcb {
   void close();
   void abort();
 
+  // In TIME_WAIT: true if `syn` may open a new incarnation of this 4-tuple (RFC
+  // 6191: newer timestamp, or RFC 1122: sequence above ours). The owner then frees
+  // this Tcb and hands the SYN to the listener; otherwise it feeds it to input(),
+  // which answers with an ACK.
+  bool accepts_new_syn(const wire::TcpRepr& syn) const;
+
   TcpState state() const { return state_; }
   bool is_closed() const { return state_ == TcpState::kClosed && !send_rst_; }
   // 0, or ECONNRESET / ECONNREFUSED / ETIMEDOUT once the connection failed.
@@ -108,6 +114,7 @@ class Tcb {
   Tcb(const FourTuple& t, const TcpConfig& c);
 
   // tcb_input.cpp
+  void challenge_ack(uint64_t now);
   void input_syn_sent(const wire::TcpRepr& seg, uint64_t now);
   bool check_sequence(const wire::TcpRepr& seg, uint32_t len);
   bool process_ack(const wire::TcpRepr& seg, uint64_t now);
@@ -195,6 +202,10 @@ class Tcb {
   uint64_t rtt_start_ = 0;
   uint64_t last_rx_ = 0;  // for keepalive idle
   uint32_t keepalives_sent_ = 0;
+
+  static constexpr uint32_t kChallengeAcksPerSecond = 10;
+  uint64_t challenge_epoch_ = 0;
+  uint32_t challenges_in_epoch_ = 0;
 
   Timers timers_;
   TcpStats stats_;

@@ -52,8 +52,7 @@ void Tcb::input(const wire::TcpRepr& seg, std::span<const uint8_t> payload, uint
       send_syn_ = true;  // our SYN-ACK was lost: the peer repeated its SYN
       return;
     }
-    ack_now_ = true;
-    stats_.challenge_acks++;
+    challenge_ack(now);
     return;
   }
   if (!check_sequence(seg, len)) {
@@ -65,8 +64,7 @@ void Tcb::input(const wire::TcpRepr& seg, std::span<const uint8_t> payload, uint
   }
   if (seg.has(kRst)) {
     if (seg.seq != rcv_nxt_) {
-      ack_now_ = true;  // challenge ACK: a real peer answers it with an exact RST
-      stats_.challenge_acks++;
+      challenge_ack(now);  // a real peer answers it with an exact RST
       stats_.drop(TcpDrop::kRstOutOfWindow);
       return;
     }
@@ -87,7 +85,31 @@ void Tcb::input(const wire::TcpRepr& seg, std::span<const uint8_t> payload, uint
   keepalives_sent_ = 0;
   if (cfg_.keepalive) timers_.keepalive = now + cfg_.keepalive_idle_ns;
   if (!process_ack(seg, now)) return;
+  if (snd_wnd_ == 0) retries_ = 0;  // the peer answers our window probes: keep probing
   process_data(seg, payload, now);
+}
+
+void Tcb::challenge_ack(uint64_t now) {
+  // RFC 5961 §7: at most kChallengeAcksPerSecond, so that an attacker cannot turn
+  // us into an ACK cannon (and cannot count our replies to learn rcv_nxt).
+  if (now - challenge_epoch_ >= 1'000'000'000) {
+    challenge_epoch_ = now;
+    challenges_in_epoch_ = 0;
+  }
+  if (challenges_in_epoch_ >= kChallengeAcksPerSecond) return;
+  ++challenges_in_epoch_;
+  ack_now_ = true;
+  stats_.challenge_acks++;
+}
+
+bool Tcb::accepts_new_syn(const wire::TcpRepr& syn) const {
+  // RFC 6191 (timestamps) and RFC 1122 §4.2.2.13 (sequence numbers): a new
+  // incarnation may take over a TIME_WAIT 4-tuple if its SYN cannot be confused with
+  // the old connection's segments.
+  if (state_ != TcpState::kTimeWait || !syn.has(kSyn) || syn.has(kAck) || syn.has(kRst))
+    return false;
+  if (ts_ok_ && syn.has_timestamps) return seq_gt(syn.ts_val, ts_recent_);
+  return seq_gt(syn.seq, rcv_nxt_);
 }
 
 void Tcb::input_syn_sent(const wire::TcpRepr& seg, uint64_t now) {
@@ -171,8 +193,7 @@ bool Tcb::process_ack(const wire::TcpRepr& seg, uint64_t now) {
     return false;
   }
   if (seq_lt(a, snd_una_ - std::max<uint32_t>(max_snd_wnd_, 1))) {
-    ack_now_ = true;  // RFC 5961 §5.2: too old to be real; challenge
-    stats_.challenge_acks++;
+    challenge_ack(now);  // RFC 5961 §5.2: too old to be real
     stats_.drop(TcpDrop::kBadAck);
     return false;
   }

@@ -214,16 +214,16 @@ void Tcb::on_rto(uint64_t now) {
     return;
   }
   if (snd_una_ == snd_max_) return;  // everything was acknowledged meanwhile
-  if (snd_wnd_ == 0) {
-    probe_due_ = true;  // our probe byte went unanswered: probe again
-    rtt_.backoff();
-    return;
-  }
   if (++retries_ > cfg_.max_retries) {
     send_rst_ = true;
     rst_seq_ = snd_nxt_;
     rst_ack_ = true;
     reset(ETIMEDOUT);
+    return;
+  }
+  if (snd_wnd_ == 0) {
+    probe_due_ = true;  // our probe byte went unanswered: probe again
+    rtt_.backoff();
     return;
   }
   stats_.rto_timeouts++;
