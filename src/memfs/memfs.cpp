@@ -360,6 +360,10 @@ class MemFs final : public vfs::Filesystem {
   }
 
   Status setxattr(Ino ino, std::string_view name, std::string_view value, int flags) override {
+    // No POSIX ACLs: storing system.posix_acl_access as plain bytes would let cp -a
+    // believe it set the mode, which then nobody enforces or reports.
+    if (name.starts_with("system."))
+      return Error(EOPNOTSUPP, "memfs: system.* xattrs (ACLs) not supported");
     std::lock_guard g(mu_);
     Inode* n = TRY(inode(ino));
     auto it = n->xattrs.find(name);
