@@ -518,6 +518,7 @@ TEST(TcpConn, ListenerSynQueue_Bounded) {
   Sim s;
   ListenerConfig lc;
   lc.syn_queue = 4;
+  lc.syn_cookies = false;
   s.listen(1, 80, lc, kIsn);
   s.link.delay_ns = 0;
   for (uint16_t p = 0; p < 10; ++p) {
@@ -664,6 +665,61 @@ TEST(TcpConn, ZeroWindow_PeerVanishes_GivesUp) {
   s.link.blackhole = true;
   ASSERT_TRUE(s.run_until([&] { return a->is_closed(); }, 7200 * kSec));
   EXPECT_EQ(a->error(), ETIMEDOUT);
+}
+
+}  // namespace
+}  // namespace dfly::net::tcp
+
+namespace dfly::net::tcp {
+namespace {
+
+using namespace sim;
+using namespace wire::tcp_flags;
+
+TEST(TcpConn, SynCookies_FullQueueStillAcceptsEveryone) {
+  Sim s;
+  ListenerConfig lc;
+  lc.syn_queue = 1;
+  s.listen(1, 80, lc, kIsn);
+  std::vector<Tcb*> clients;
+  for (uint16_t p = 0; p < 5; ++p) clients.push_back(s.connect(0, 41000 + p, 80, {}, 1000u * p));
+  ASSERT_TRUE(s.run_until([&] { return s.b().tcbs.size() == 5; }, 30 * kSec));
+  for (Tcb* c : clients) EXPECT_EQ(c->state(), TcpState::kEstablished);
+  const TcpStats& ls = s.b().listener->stats();
+  EXPECT_GE(ls.syn_cookies_sent, 4u);
+  EXPECT_EQ(ls.syn_cookies_ok, ls.syn_cookies_sent);
+  // A cookie connection carries data like any other (without window scaling).
+  Tcb* a = clients.back();
+  Tcb* b = nullptr;
+  for (auto& t : s.b().tcbs)
+    if (t->tuple().remote.port == a->tuple().local.port) b = t.get();
+  ASSERT_TRUE(b);
+  Transfer x;
+  x.a_to_b = pattern(400'000, 31);
+  x.b_to_a = pattern(300'000, 32);
+  ASSERT_TRUE(transfer(s, a, b, x));
+  EXPECT_TRUE(x.got_b == x.a_to_b);
+  EXPECT_TRUE(x.got_a == x.b_to_a);
+}
+
+TEST(TcpConn, SynCookies_ForgedAckIsReset) {
+  Sim s;
+  ListenerConfig lc;
+  lc.syn_queue = 0;
+  s.listen(1, 80, lc, kIsn);
+  s.link.delay_ns = 0;
+  wire::TcpRepr ack;
+  ack.src_port = 5555;
+  ack.dst_port = 80;
+  ack.seq = 1;
+  ack.ack = 0x12345678;
+  ack.flags = kAck;
+  s.inject(1, ack);
+  EXPECT_EQ(s.b().listener->stats().syn_cookies_bad, 1u);
+  EXPECT_EQ(s.b().listener->backlog_size(), 0u);
+  s.flush();
+  ASSERT_FALSE(s.b().sent.empty());
+  EXPECT_TRUE(s.b().sent.back().has(kRst));
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ class IsnGenerator {
   static IsnGenerator fixed(uint32_t isn) { return IsnGenerator(Key{}, true, isn); }
 
   uint32_t isn(const FourTuple& t, uint64_t now_ns) const;
+  const Key& key() const { return key_; }
 
  private:
   IsnGenerator(const Key& k, bool fixed, uint32_t v) : key_(k), fixed_(fixed), value_(v) {}

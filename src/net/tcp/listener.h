@@ -8,7 +8,9 @@
 // queue full is dropped (counted: kSynQueueFull; the client retries), as is the
 // final ACK of a handshake while the backlog is full (kBacklogFull), so that the
 // client keeps retransmitting and the connection is accepted once there is room.
-// Half-open entries that time out are freed. SYN cookies are not implemented.
+// Half-open entries that time out are freed. With syn_cookies, a SYN that finds the
+// queue full is answered statelessly instead (syn_cookie.h) and the connection is
+// rebuilt from its final ACK.
 //
 // Thread safety: none; one owner, like Tcb. The listener is replicated per CPU by
 // the owner (each CPU gets SYNs whose 4-tuple hashes to it).
@@ -27,6 +29,7 @@
 #include "net/tcp/endpoint.h"
 #include "net/tcp/isn.h"
 #include "net/tcp/stats.h"
+#include "net/tcp/syn_cookie.h"
 #include "net/tcp/tcb.h"
 #include "net/wire/tcp.h"
 
@@ -36,6 +39,7 @@ struct ListenerConfig {
   TcpConfig conn;
   uint32_t syn_queue = 128;
   uint32_t backlog = 128;
+  bool syn_cookies = true;  // answer SYNs statelessly once the SYN queue is full
 };
 
 class Listener {
@@ -61,7 +65,14 @@ class Listener {
     wire::Ipv4Addr src, dst;  // of the segment being answered
     wire::TcpRepr seg;
   };
+  struct PendingCookie {
+    wire::Ipv4Addr src, dst;  // of the SYN
+    uint16_t src_port;
+    uint32_t peer_isn, cookie;
+  };
   static constexpr size_t kMaxPendingRst = 16;
+  static constexpr size_t kMaxPendingCookies = 64;
+  Emitted emit_cookie(const PendingCookie& p, std::span<uint8_t> out);
 
   Endpoint local_;
   ListenerConfig cfg_;
@@ -70,6 +81,9 @@ class Listener {
   std::vector<std::unique_ptr<Tcb>> backlog_;  // oldest first
   PendingRst rst_[kMaxPendingRst];
   size_t n_rst_ = 0;
+  SynCookies cookies_;
+  PendingCookie cookie_[kMaxPendingCookies];
+  size_t n_cookie_ = 0;
   size_t next_poll_ = 0;
   TcpStats stats_;
 };

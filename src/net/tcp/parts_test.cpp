@@ -15,6 +15,7 @@
 #include "net/tcp/scoreboard.h"
 #include "net/tcp/seq.h"
 #include "net/tcp/stats.h"
+#include "net/tcp/syn_cookie.h"
 
 namespace dfly::net::tcp {
 namespace {
@@ -186,6 +187,23 @@ TEST(TcpIsn, KeyedPerTupleAndClockDriven) {
   EXPECT_EQ(IsnGenerator::fixed(7).isn(t, 99), 7u);
   auto r = MUST(IsnGenerator::create());
   (void)r.isn(t, 0);
+}
+
+TEST(TcpSynCookie, RoundTripsMssAndExpires) {
+  SynCookies c({9, 9, 9});
+  FourTuple t{{wire::Ipv4Addr(198, 18, 0, 1), 80}, {wire::Ipv4Addr(198, 18, 0, 2), 5000}};
+  const uint64_t t0 = 16 * 64'000'000'000ull;  // the start of a 64 s period
+  uint32_t k = c.make(t, 777, 1460, t0);
+  EXPECT_EQ(c.check(t, 777, k, t0), 1460);
+  EXPECT_EQ(c.check(t, 777, k, t0 + 100'000'000'000), 1460);  // still within 128 s
+  EXPECT_EQ(c.check(t, 777, k, t0 + 200'000'000'000), 0);     // expired
+  EXPECT_EQ(c.check(t, 778, k, t0), 0);                       // other peer ISN
+  EXPECT_EQ(c.check(t, 777, k ^ 1, t0), 0);
+  FourTuple u = t;
+  u.remote.port = 5001;
+  EXPECT_EQ(c.check(u, 777, k, t0), 0);
+  EXPECT_EQ(c.check(t, 9, c.make(t, 9, 1000, t0), t0), 536);  // largest not above 1000
+  EXPECT_EQ(c.check(t, 9, c.make(t, 9, 9000, t0), t0), 8960);
 }
 
 TEST(TcpReset, RepliesPerRfc9293) {

@@ -36,6 +36,9 @@ void TcpStats::add(const TcpStats& o) {
   resets_in += o.resets_in;
   resets_out += o.resets_out;
   delayed_acks += o.delayed_acks;
+  syn_cookies_sent += o.syn_cookies_sent;
+  syn_cookies_ok += o.syn_cookies_ok;
+  syn_cookies_bad += o.syn_cookies_bad;
   for (size_t i = 0; i < drops.size(); ++i) drops[i] += o.drops[i];
 }
 

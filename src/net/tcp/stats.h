@@ -49,6 +49,9 @@ struct TcpStats {
   uint64_t resets_in = 0;
   uint64_t resets_out = 0;
   uint64_t delayed_acks = 0;
+  uint64_t syn_cookies_sent = 0;
+  uint64_t syn_cookies_ok = 0;   // connections rebuilt from a cookie
+  uint64_t syn_cookies_bad = 0;  // ACKs whose cookie did not check
   std::array<uint64_t, static_cast<size_t>(TcpDrop::kCount)> drops{};
 
   void drop(TcpDrop d) { ++drops[static_cast<size_t>(d)]; }

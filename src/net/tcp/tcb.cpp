@@ -69,6 +69,27 @@ void Tcb::accept_syn(const wire::TcpRepr& syn, uint32_t iss, uint64_t now) {
   stats_.segs_in++;
 }
 
+void Tcb::accept_cookie(const wire::TcpRepr& ack, std::span<const uint8_t> payload, uint16_t mss,
+                        uint64_t now) {
+  uint32_t iss = ack.ack - 1;
+  init_send(iss, now);
+  send_syn_ = false;
+  passive_ = true;
+  irs_ = ack.seq - 1;
+  rcv_nxt_ = rcv_adv_ = ack.seq;
+  wire::TcpRepr syn;  // what the cookie remembers of the peer's SYN: its MSS only
+  syn.has_mss = true;
+  syn.mss = mss;
+  take_options(syn);
+  snd_una_ = snd_nxt_ = snd_max_ = iss + 1;
+  snd_wnd_ = max_snd_wnd_ = ack.window;
+  snd_wl1_ = ack.seq;
+  snd_wl2_ = ack.ack;
+  last_ack_sent_ = rcv_nxt_;
+  enter_established(now);
+  input(ack, payload, now);
+}
+
 void Tcb::take_options(const wire::TcpRepr& syn) {
   uint16_t peer_mss = syn.has_mss && syn.mss >= 64 ? syn.mss : 536;
   ws_ok_ = cfg_.window_scale && syn.has_window_scale;

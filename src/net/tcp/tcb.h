@@ -80,6 +80,12 @@ class Tcb {
   // Passive open from a listener: takes the peer's SYN, -> SYN_RECEIVED.
   void accept_syn(const wire::TcpRepr& syn, uint32_t iss, uint64_t now);
 
+  // Passive open from a SYN cookie (syn_cookie.h): `ack` completed a handshake the
+  // listener did not record; mss is what the cookie encoded. -> ESTABLISHED (no
+  // window scaling, SACK or timestamps), then ack and its payload are processed.
+  void accept_cookie(const wire::TcpRepr& ack, std::span<const uint8_t> payload, uint16_t mss,
+                     uint64_t now);
+
   void input(const wire::TcpRepr& seg, std::span<const uint8_t> payload, uint64_t now);
   Emitted poll(uint64_t now, std::span<uint8_t> out);
   // The earliest time poll() has timer work to do; kNever if none. Segments that are
