@@ -67,6 +67,10 @@ for size in 1 512 1472; do
     fail "UDP echo of $size bytes: got $(stat -c %s "$tmp/echo.out") bytes back, or different ones"
 done
 echo "ok: UDP echo returned 1, 512 and 1472 bytes intact"
+ping -f -c 300 -W 2 198.18.2.2 >"$tmp/flood.out" 2>&1
+got=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$tmp/flood.out")
+[ "${got:-0}" -ge 297 ] || fail "ping flood: ${got:-0} of 300 replies: $(cat "$tmp/flood.out")"
+echo "ok: ping flood of 300 echoes, $got replies (2 protocol CPUs)"
 # 100 datagrams of 1472 bytes and one of 7: socat sends one datagram per read.
 head -c 147207 /dev/urandom >"$tmp/discard.in"
 timeout 10 socat -u -b 1472 OPEN:"$tmp/discard.in" UDP-SENDTO:198.18.2.2:9 2>>"$tmp/socat.err" ||
