@@ -30,7 +30,7 @@ class NvDecoder {
       NvDecoder sub(p_, static_cast<size_t>(pair_end - p_));
       std::string name = TRY(sub.string());
       NvValue val = TRY(sub.value(depth));
-      out.pairs_.emplace_back(std::move(name), std::move(val));
+      out.pairs_.push_back(NvPair{std::move(name), std::move(val)});
       p_ = pair_end;
     }
   }
@@ -125,19 +125,15 @@ class NvDecoder {
       }
       case NvType::kNvlist: {
         NvDecoder sub(p_, static_cast<size_t>(end_ - p_));
-        std::vector<NvList> one;
-        one.push_back(TRY(sub.list(depth + 1)));
+        out.lists.push_back(TRY(sub.list(depth + 1)));
         p_ = sub.p_;
-        out.v = std::move(one);
         return out;
       }
       case NvType::kNvlistArray: {
         if (nelem > kMaxElems) return Error(EINVAL, "zfs: nvlist: absurd list array");
-        std::vector<NvList> many;
         NvDecoder sub(p_, static_cast<size_t>(end_ - p_));
-        for (uint32_t i = 0; i < nelem; ++i) many.push_back(TRY(sub.list(depth + 1)));
+        for (uint32_t i = 0; i < nelem; ++i) out.lists.push_back(TRY(sub.list(depth + 1)));
         p_ = sub.p_;
-        out.v = std::move(many);
         return out;
       }
     }
@@ -180,14 +176,14 @@ Result<const NvList*> NvList::list(const std::string& name) const {
   const NvValue* v = find(name);
   if (!v || v->type != NvType::kNvlist)
     return Error(ENOENT, fmt::format("zfs: nvlist: no list '{}'", name));
-  return &std::get<std::vector<NvList>>(v->v).front();
+  return &v->lists.front();
 }
 
 Result<const std::vector<NvList>*> NvList::lists(const std::string& name) const {
   const NvValue* v = find(name);
   if (!v || v->type != NvType::kNvlistArray)
     return Error(ENOENT, fmt::format("zfs: nvlist: no list array '{}'", name));
-  return &std::get<std::vector<NvList>>(v->v);
+  return &v->lists;
 }
 
 }  // namespace dfly::zfs

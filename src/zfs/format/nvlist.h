@@ -60,8 +60,14 @@ class NvList;
 struct NvValue {
   NvType type{};
   std::variant<uint64_t, std::string, std::vector<uint64_t>, std::vector<std::string>,
-               std::vector<uint8_t>, std::vector<NvList>>
+               std::vector<uint8_t>>
       v;
+  std::vector<NvList> lists;  // kNvlist (one) and kNvlistArray
+};
+
+struct NvPair {
+  std::string name;
+  NvValue value;
 };
 
 class NvList {
@@ -74,11 +80,11 @@ class NvList {
   Result<std::string> str(const std::string& name) const;
   Result<const NvList*> list(const std::string& name) const;
   Result<const std::vector<NvList>*> lists(const std::string& name) const;
-  const std::vector<std::pair<std::string, NvValue>>& pairs() const { return pairs_; }
+  const std::vector<NvPair>& pairs() const { return pairs_; }
 
  private:
   friend class NvDecoder;
-  std::vector<std::pair<std::string, NvValue>> pairs_;
+  std::vector<NvPair> pairs_;
 };
 
 }  // namespace dfly::zfs
