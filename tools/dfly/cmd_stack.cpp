@@ -139,6 +139,14 @@ void print_stats(nlohmann::json j, bool json) {
                  j[svc]["bytes"].get<uint64_t>());
   for (auto& [k, v] : j["drops"].items())
     if (v.get<uint64_t>() != 0) fmt::print("  drop {:<17} {}\n", k, v.get<uint64_t>());
+  if (j.contains("mbufs"))
+    for (const char* k : {"small", "cluster"})
+      fmt::print("  mbufs {:<16} {} in use, {} cached, {} allocs, {} exhausted\n", k,
+                 j["mbufs"][k]["outstanding"].get<uint64_t>(),
+                 j["mbufs"][k]["constructed"].get<uint64_t>() -
+                     j["mbufs"][k]["outstanding"].get<uint64_t>(),
+                 j["mbufs"][k]["allocs"].get<uint64_t>(),
+                 j["mbufs"][k]["exhausted"].get<uint64_t>());
   if (per_cpu.size() > 1)
     for (auto& e : per_cpu)
       fmt::print("  cpu {:<2} rx_frames {} tx_frames {} ipv4_in {} udp_in {} handoffs_in {}\n",
@@ -170,7 +178,18 @@ struct Stack {
     router.reset();
     if (sys) sys->stop();
   }
-  nlohmann::json stats() const { return stats_json(ifs, names, echo.get(), discard.get()); }
+  nlohmann::json stats() const {
+    nlohmann::json j = stats_json(ifs, names, echo.get(), discard.get());
+    auto cache = [](const lwkt::ObjCacheStats& c) {
+      return nlohmann::json{{"allocs", c.allocs},           {"frees", c.frees},
+                            {"outstanding", c.outstanding}, {"constructed", c.constructed},
+                            {"exhausted", c.exhausted},     {"magazine_swaps", c.magazine_swaps},
+                            {"depot_gets", c.depot_gets},   {"depot_puts", c.depot_puts}};
+    };
+    net::MbufPoolStats m = pool->stats();
+    j["mbufs"] = {{"small", cache(m.small)}, {"cluster", cache(m.cluster)}};
+    return j;
+  }
 };
 
 // "PREFIX via GW" (three words, as ip-route(8) says it).

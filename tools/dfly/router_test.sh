@@ -72,6 +72,7 @@ echo "ok: UDP (1, 1400, 4000 bytes) through the router both ways, intact"
 
 "$dfly" stack stats --control "$ctl" --json >"$tmp/stats.json" || fail "dfly stack stats"
 grep -q '"forwarded"' "$tmp/stats.json" || fail "stats without forwarded: $(head -c 400 "$tmp/stats.json")"
+grep -q "\"mbufs\"" "$tmp/stats.json" || fail "stats without mbuf cache use"
 fwd=$(grep -o '"forwarded": [0-9]*' "$tmp/stats.json" | awk '{s+=$2} END{print s+0}')
 [ "$fwd" -ge 1000 ] || fail "only $fwd packets counted forwarded"
 echo "ok: dfly stack stats --json shows $fwd forwarded (summed over interfaces and CPUs)"
