@@ -724,3 +724,38 @@ TEST(TcpConn, SynCookies_ForgedAckIsReset) {
 
 }  // namespace
 }  // namespace dfly::net::tcp
+
+namespace dfly::net::tcp {
+namespace {
+
+using namespace sim;
+
+TEST(TcpConn, PathMtuDrop_ShrinksSegmentsAndCompletes) {
+  Sim s;
+  auto [a, b] = open_pair(s);
+  ASSERT_TRUE(b);
+  auto data = pattern(200'000, 41);
+  size_t off = 0;
+  feed(a, data, &off);
+  s.flush();
+  s.drop_all();  // the path dropped these: too big
+  a->on_path_mtu(1000, s.now());
+  EXPECT_EQ(a->mss(), 1000u - 40 - 12);
+  EXPECT_EQ(a->info().mss, a->mss());
+  std::vector<uint8_t> got;
+  size_t sent_before = s.a().sent.size();
+  ASSERT_TRUE(s.run_until(
+      [&] {
+        feed(a, data, &off);
+        drain(b, &got);
+        return got.size() == data.size();
+      },
+      60 * kSec));
+  EXPECT_TRUE(got == data);
+  for (size_t i = sent_before; i < s.a().sent.size(); ++i)
+    EXPECT_LE(s.a().sent[i].payload_len, 1000u - 40 - 12);
+  EXPECT_EQ(a->stats().rto_timeouts, 0u);  // resent at once, not after a timeout
+}
+
+}  // namespace
+}  // namespace dfly::net::tcp

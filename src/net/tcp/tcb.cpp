@@ -201,6 +201,27 @@ void Tcb::reset(int err) {
   ack_now_ = send_syn_ = probe_due_ = keepalive_due_ = false;
 }
 
+void Tcb::on_path_mtu(uint16_t mtu, uint64_t now) {
+  int payload = int{mtu} - 40 - (ts_ok_ ? 12 : 0);
+  if (payload >= smss_) return;
+  smss_ = static_cast<uint16_t>(std::max(payload, 64));
+  cc_.set_mss(smss_);
+  // What was sent at the old size was dropped on the way: send it again now,
+  // without treating it as congestion (RFC 1191 §6.5).
+  if (snd_una_ != snd_max_ && tcp_synchronized(state_)) {
+    snd_nxt_ = snd_una_;
+    sack_.clear();
+    arm_rto(now);
+  }
+}
+
+Tcb::Info Tcb::info() const {
+  return Info{
+      state_, cc_.cwnd(), cc_.ssthresh(), snd_wnd_,   static_cast<uint32_t>(rcv_buf_.free()),
+      smss_,  flight(),   rtt_.srtt(),    rtt_.rto(), sack_ok_,
+      ts_ok_, ws_ok_,     in_recovery_};
+}
+
 bool Tcb::wants_poll() const {
   if (send_rst_ || ack_now_ || send_syn_ || probe_due_ || keepalive_due_) return true;
   if (!tcp_synchronized(state_) || state_ == TcpState::kSynReceived) return false;

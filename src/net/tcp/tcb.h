@@ -105,6 +105,20 @@ class Tcb {
   // which answers with an ACK.
   bool accepts_new_syn(const wire::TcpRepr& syn) const;
 
+  // Path MTU discovery (RFC 1191): the owner got ICMP "fragmentation needed" for
+  // this connection's path. Lowers the segment size (never raises it, never below
+  // 64 payload bytes) and resends what is in flight at the new size.
+  void on_path_mtu(uint16_t mtu, uint64_t now);
+
+  // A snapshot for `ss`-like listings.
+  struct Info {
+    TcpState state;
+    uint32_t cwnd, ssthresh, snd_wnd, rcv_wnd, mss, in_flight;
+    uint64_t srtt_ns, rto_ns;
+    bool sack, timestamps, window_scale, in_recovery;
+  };
+  Info info() const;
+
   TcpState state() const { return state_; }
   bool is_closed() const { return state_ == TcpState::kClosed && !send_rst_; }
   // 0, or ECONNRESET / ECONNREFUSED / ETIMEDOUT once the connection failed.
