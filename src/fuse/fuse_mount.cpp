@@ -404,6 +404,7 @@ Result<std::unique_ptr<FuseMount>> FuseMount::mount(const std::string& mountpoin
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
   static const fuse_lowlevel_ops ops = make_ops();
   s->se = fuse_session_new(&args, &ops, sizeof ops, s.get());
+  fuse_opt_free_args(&args);  // the session may have copied argv into args
   if (!s->se) return Error(EIO, "fuse: cannot create a session (bad options?)");
   if (fuse_session_mount(s->se, mountpoint.c_str()) != 0) {
     fuse_session_destroy(s->se);
