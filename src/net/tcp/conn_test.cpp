@@ -759,3 +759,43 @@ TEST(TcpConn, PathMtuDrop_ShrinksSegmentsAndCompletes) {
 
 }  // namespace
 }  // namespace dfly::net::tcp
+
+namespace dfly::net::tcp {
+namespace {
+
+using namespace sim;
+
+// Counts the data segments A sent while the application wrote 100 one-byte
+// messages in a burst: Nagle holds the tail behind the first, so few go out;
+// with nodelay every write leaves at once.
+size_t segments_for_small_writes(bool nodelay) {
+  Sim s;
+  TcpConfig c;
+  c.nodelay = nodelay;
+  auto [a, b] = open_pair(s, c);
+  EXPECT_TRUE(b);
+  size_t before = s.a().sent.size();
+  uint8_t byte = 'x';
+  for (int i = 0; i < 100; ++i) {
+    MUST(a->send(std::span(&byte, 1)));
+    s.flush();
+  }
+  std::vector<uint8_t> got;
+  EXPECT_TRUE(s.run_until(
+      [&] {
+        drain(b, &got);
+        return got.size() == 100;
+      },
+      10 * kSec));
+  size_t data_segs = 0;
+  for (size_t i = before; i < s.a().sent.size(); ++i) data_segs += s.a().sent[i].payload_len > 0;
+  return data_segs;
+}
+
+TEST(TcpConn, Nagle_CoalescesSmallWritesUnlessNodelay) {
+  EXPECT_LE(segments_for_small_writes(false), 3u);
+  EXPECT_EQ(segments_for_small_writes(true), 100u);
+}
+
+}  // namespace
+}  // namespace dfly::net::tcp

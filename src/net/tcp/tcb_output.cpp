@@ -313,13 +313,13 @@ Emitted Tcb::poll(uint64_t now, std::span<uint8_t> out) {
     if (rtx_una_ && seq == snd_una_) rtx_una_ = false;
     if (in_recovery_ && seq_lt(seq, snd_nxt_) && seq_lt(rtx_next_, seq + sent))
       rtx_next_ = seq + sent;
-    if (!seq_lt(seq, snd_nxt_) || seq == snd_nxt_) {
+    if (seq == snd_nxt_) {  // new data, or go-back-N after a timeout (not a hole)
       if (!rtx && !ts_ok_ && !rtt_timing_) {
         rtt_timing_ = true;
         rtt_seq_ = seq + sent;
         rtt_start_ = now;
       }
-      if (seq == snd_nxt_) snd_nxt_ = seq + sent;
+      snd_nxt_ = seq + sent;
     }
     if (seq_lt(snd_max_, seq + sent)) snd_max_ = seq + sent;
     if (timers_.retransmit == 0 || timers_.persist_mode || rtx) arm_rto(now);
