@@ -40,9 +40,13 @@ void Tcb::init_send(uint32_t iss, uint64_t now) {
   snd_head_seq_ = iss + 1;
   recover_ = iss;
   rcv_wscale_ = cfg_.window_scale ? wscale_for(cfg_.recv_buffer) : 0;
-  // A per-connection timestamp offset (RFC 7323 §5.4 recommends one) derived from
-  // the ISN, which is already unpredictable.
-  ts_offset_ = iss * 2654435761u;
+  // Timestamp offset per 4-tuple (RFC 7323 §5.4): hides our clock from the peer,
+  // yet stays the same for a later incarnation of the tuple, so its timestamps
+  // keep increasing and TIME_WAIT reuse can rely on them (RFC 6191).
+  uint64_t h =
+      (uint64_t{tuple_.local.addr.value} << 32 | tuple_.remote.addr.value) * 0x9e3779b97f4a7c15ull;
+  h ^= (uint64_t{tuple_.local.port} << 16 | tuple_.remote.port) * 0xc2b2ae3d27d4eb4full;
+  ts_offset_ = static_cast<uint32_t>(h >> 32);
   send_syn_ = true;
   last_rx_ = now;
 }
