@@ -231,7 +231,12 @@ Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool
         }
       }
       if (p->cap < b) grow(*p, static_cast<uint32_t>(b));
-      if (p->reserved < b) {
+      bool reserved;
+      {
+        std::lock_guard l(mu_);  // writers of other parts of the page may reserve too
+        reserved = p->reserved >= b;
+      }
+      if (!reserved) {
         uint32_t want = round4k(b);
         Status s = fs_.reserve(ino_, g, want);
         if (!s.ok()) return done ? Result<size_t>(done) : std::move(s).error();
