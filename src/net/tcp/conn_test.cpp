@@ -501,6 +501,19 @@ TEST(TcpConn, Keepalive_ProbesAnsweredThenTimesOutWhenPeerGone) {
   EXPECT_EQ(a->error(), ETIMEDOUT);
 }
 
+TEST(TcpConn, Keepalive_SwitchedOnLater) {
+  Sim s;
+  auto [a, b] = open_pair(s);
+  ASSERT_TRUE(b);
+  s.advance(100 * kSec);
+  EXPECT_EQ(a->stats().keepalive_probes, 0u);
+  a->set_keepalive(true, 5 * kSec, 1 * kSec, 2, s.now());
+  s.link.blackhole = true;
+  ASSERT_TRUE(s.run_until([&] { return a->is_closed(); }, 60 * kSec));
+  EXPECT_EQ(a->error(), ETIMEDOUT);
+  EXPECT_EQ(a->stats().keepalive_probes, 2u);
+}
+
 TEST(TcpConn, DelayedAck_SingleSegmentAckedAfterTimer) {
   Sim s;
   auto [a, b] = open_pair(s);

@@ -132,3 +132,14 @@ uint64_t TcpTable::next_deadline() const {
 }
 
 }  // namespace dfly::net::tcp
+
+namespace dfly::net::tcp {
+
+TcpStats TcpTable::totals() const {
+  TcpStats t = stats_;
+  for (const auto& e : conns_) t.add(e.tcb->stats());
+  for (const auto& [port, l] : listeners_) t.add(l->stats());
+  return t;
+}
+
+}  // namespace dfly::net::tcp

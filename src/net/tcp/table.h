@@ -65,6 +65,8 @@ class TcpTable {
   // Counters of freed connections and listeners, plus resets sent for segments
   // without a home. Live connections' own counters are in each Tcb.
   const TcpStats& stats() const { return stats_; }
+  // Everything: stats() plus every live connection and listener (`netstat -s`).
+  TcpStats totals() const;
 
  private:
   struct Entry {

@@ -83,6 +83,7 @@ TEST(TcpTable, ListenConnectTransferReleaseReap) {
     w.advance(10'000'000);
   }
   EXPECT_TRUE(got == data);
+  EXPECT_EQ(w.b.totals().bytes_in, data.size());  // live connections count too
   w.a.release(c);
   w.advance(kSec);
   EXPECT_EQ(MUST(s->recv(rb)), 0u);  // end of stream

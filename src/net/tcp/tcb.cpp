@@ -219,6 +219,17 @@ void Tcb::on_path_mtu(uint16_t mtu, uint64_t now) {
   }
 }
 
+void Tcb::set_keepalive(bool on, uint64_t idle_ns, uint64_t interval_ns, uint32_t probes,
+                        uint64_t now) {
+  cfg_.keepalive = on;
+  cfg_.keepalive_idle_ns = idle_ns;
+  cfg_.keepalive_interval_ns = interval_ns;
+  cfg_.keepalive_probes = probes;
+  keepalives_sent_ = 0;
+  bool live = state_ == TcpState::kEstablished || state_ == TcpState::kCloseWait;
+  timers_.keepalive = on && live ? now + idle_ns : 0;
+}
+
 Tcb::Info Tcb::info() const {
   return Info{
       state_, cc_.cwnd(), cc_.ssthresh(), snd_wnd_,   static_cast<uint32_t>(rcv_buf_.free()),

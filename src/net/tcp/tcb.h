@@ -119,6 +119,12 @@ class Tcb {
   };
   Info info() const;
 
+  // Socket options that may change on a live connection (buffer sizes are fixed at
+  // create(); SO_LINGER with a zero timeout is abort()).
+  void set_nodelay(bool on) { cfg_.nodelay = on; }
+  void set_keepalive(bool on, uint64_t idle_ns, uint64_t interval_ns, uint32_t probes,
+                     uint64_t now);
+
   TcpState state() const { return state_; }
   bool is_closed() const { return state_ == TcpState::kClosed && !send_rst_; }
   // 0, or ECONNRESET / ECONNREFUSED / ETIMEDOUT once the connection failed.
