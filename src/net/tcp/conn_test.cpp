@@ -265,6 +265,30 @@ TEST(TcpConn, SimultaneousClose_BothThroughClosingToTimeWait) {
   EXPECT_TRUE(a->is_closed() && b->is_closed());
 }
 
+TEST(TcpConn, FinBeyondAGap_TakenWhenTheGapFills) {
+  Sim s;
+  s.link.delay_ns = 0;
+  auto [a, b] = open_pair(s);
+  ASSERT_TRUE(b);
+  auto d = pattern(1000, 3);
+  MUST(a->send(d));
+  s.flush();
+  wire::TcpRepr lost = s.a().sent.back();
+  ASSERT_EQ(lost.payload_len, 1000u);
+  s.drop_all();
+  MUST(a->shutdown_write());
+  s.flush();
+  ASSERT_TRUE(s.a().sent.back().has(kFin));
+  s.deliver_all();  // the FIN arrives, 1000 bytes early
+  EXPECT_EQ(b->state(), TcpState::kEstablished);
+  lost.flags = kAck;  // the data again, without a FIN this time
+  s.inject(1, lost, d);
+  EXPECT_EQ(b->state(), TcpState::kCloseWait);
+  std::vector<uint8_t> got;
+  EXPECT_TRUE(drain(b, &got));
+  EXPECT_TRUE(got == d);
+}
+
 TEST(TcpConn, CloseWithUnreadData_SendsRst) {
   Sim s;
   auto [a, b] = open_pair(s);

@@ -193,6 +193,8 @@ class Tcb {
   uint32_t irs_ = 0, rcv_nxt_ = 0, rcv_adv_ = 0;  // rcv_adv_: right edge advertised
   uint8_t rcv_wscale_ = 0;
   bool fin_received_ = false;
+  bool ooo_fin_ = false;  // a FIN arrived beyond a gap, at ooo_fin_seq_
+  uint32_t ooo_fin_seq_ = 0;
   ByteRing rcv_buf_;
   Assembler ooo_;
 

@@ -372,8 +372,17 @@ void Tcb::process_data(const wire::TcpRepr& seg, std::span<const uint8_t> payloa
       if (acks_owed_ < 8) ++acks_owed_;  // one per segment, even if polled in a batch
     }
   }
+  // A FIN beyond a gap is remembered (its data went to the assembler) and taken
+  // once the gap fills, so a lossy close does not wait for the FIN's resend.
+  if (fin && seq_gt(seg_end, rcv_nxt_) && !ooo_fin_) {
+    ooo_fin_ = true;
+    ooo_fin_seq_ = seg_end;
+  }
+  bool take_fin = fin && seg_end == rcv_nxt_;
+  if (!take_fin && ooo_fin_ && ooo_fin_seq_ == rcv_nxt_) take_fin = fin = true;
   if (fin) {
-    if (seg_end == rcv_nxt_) {
+    if (take_fin) {
+      ooo_fin_ = false;
       rcv_nxt_++;
       fin_received_ = true;
       ack_now_ = true;
@@ -391,7 +400,7 @@ void Tcb::process_data(const wire::TcpRepr& seg, std::span<const uint8_t> payloa
           break;
       }
     } else {
-      ack_now_ = true;  // out-of-order FIN: the peer will resend it
+      ack_now_ = true;  // out of order: remembered above, or a stale duplicate
     }
   }
 }
