@@ -145,3 +145,56 @@ TEST(TcpTable, ReleasedTimeWait_YieldsToNewSyn) {
 
 }  // namespace
 }  // namespace dfly::net::tcp
+
+namespace dfly::net::tcp {
+namespace {
+
+// A thousand connections open, each carries a little data both ways, and all close;
+// afterwards only TIME_WAIT remains, and that too goes after 2·MSL.
+TEST(TcpTable, ThousandConnections_OpenTransferCloseReap) {
+  World w;
+  ListenerConfig lc;
+  lc.backlog = 2048;
+  lc.syn_queue = 2048;
+  MUST(w.b.listen({kB, 80}, lc));
+  TcpConfig small;
+  small.send_buffer = small.recv_buffer = 8192;
+  std::vector<Tcb*> clients;
+  for (uint16_t i = 0; i < 1000; ++i)
+    clients.push_back(MUST(w.a.connect(tuple(20000 + i), small, w.now)));
+  w.exchange();
+  std::vector<Tcb*> servers;
+  while (Tcb* s = w.b.accept(80)) servers.push_back(s);
+  ASSERT_EQ(servers.size(), 1000u);
+  uint8_t msg[64];
+  for (size_t i = 0; i < sizeof msg; ++i) msg[i] = static_cast<uint8_t>(i);
+  for (Tcb* c : clients) EXPECT_EQ(MUST(c->send(msg)), sizeof msg);
+  w.advance(100'000'000);
+  std::array<uint8_t, 128> rb;
+  for (Tcb* s : servers) {
+    EXPECT_EQ(MUST(s->recv(rb)), sizeof msg);
+    EXPECT_EQ(MUST(s->send(msg)), sizeof msg);
+  }
+  w.advance(100'000'000);
+  for (Tcb* c : clients) {
+    EXPECT_EQ(MUST(c->recv(rb)), sizeof msg);
+    w.a.release(c);
+  }
+  w.advance(kSec);
+  for (Tcb* s : servers) {
+    EXPECT_EQ(MUST(s->recv(rb)), 0u);
+    w.b.release(s);
+  }
+  w.advance(kSec);
+  EXPECT_EQ(w.b.connections(), 0u);
+  EXPECT_EQ(w.a.connections(), 1000u);  // all in TIME_WAIT on the side that closed first
+  for (size_t i = 0; i < 1000; i += 97)
+    EXPECT_EQ(w.a.find(tuple(static_cast<uint16_t>(20000 + i)))->state(), TcpState::kTimeWait);
+  w.advance(61 * kSec);
+  EXPECT_EQ(w.a.connections(), 0u);
+  EXPECT_EQ(w.a.stats().retransmits, 0u);
+  EXPECT_EQ(w.b.totals().bytes_in, 64'000u);
+}
+
+}  // namespace
+}  // namespace dfly::net::tcp
