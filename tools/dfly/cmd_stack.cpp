@@ -35,6 +35,7 @@
 #include "net/dev/tap.h"
 #include "net/ip/interface.h"
 #include "net/ip/router.h"
+#include "net/ip/tcp_services.h"
 #include "net/ip/udp_services.h"
 #include "net/mbuf/pool.h"
 
@@ -55,6 +56,8 @@ struct StackOptions {
   bool json = false;
   bool echo = false;     // run: UDP echo service (RFC 862, port 7)
   bool discard = false;  // run: UDP discard service (RFC 863, port 9)
+  bool tcp_echo = false, tcp_discard = false, chargen = false;
+  std::string http;  // run: serve this directory over HTTP on port 80
   // ping
   std::string host;
   int count = 4;
@@ -167,9 +170,11 @@ struct Stack {
   std::unique_ptr<net::ip::Router> router;
   std::vector<std::unique_ptr<net::ip::Interface>> ifs;
   std::unique_ptr<net::ip::UdpService> echo, discard;  // closed before the interfaces
+  std::vector<std::unique_ptr<net::ip::TcpService>> tcp;
   ~Stack() {
     echo.reset();
     discard.reset();
+    tcp.clear();
     for (auto& i : ifs) {
       if (router) router->detach(*i);
       i->stop();
@@ -188,6 +193,23 @@ struct Stack {
     };
     net::MbufPoolStats m = pool->stats();
     j["mbufs"] = {{"small", cache(m.small)}, {"cluster", cache(m.cluster)}};
+    for (auto& svc : tcp) {
+      const char* names[] = {"tcp_echo", "tcp_discard", "tcp_chargen", "http"};
+      net::tcp::TcpStats ts = svc->listen().stats();
+      j[names[int(svc->kind())]] = {{"port", svc->port()},
+                                    {"connections", svc->connections()},
+                                    {"open", svc->listen().connections()},
+                                    {"bytes_in", svc->bytes_in()},
+                                    {"bytes_out", svc->bytes_out()},
+                                    {"requests", svc->requests()},
+                                    {"retransmits", ts.retransmits},
+                                    {"fast_retransmits", ts.fast_retransmits},
+                                    {"sack_recoveries", ts.sack_recoveries},
+                                    {"rto_timeouts", ts.rto_timeouts},
+                                    {"dup_acks", ts.dup_acks},
+                                    {"resets_in", ts.resets_in},
+                                    {"resets_out", ts.resets_out}};
+    }
     return j;
   }
 };
@@ -269,6 +291,22 @@ Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
     auto svc = net::ip::UdpService::discard(*st->ifs[0]);
     if (!svc.ok()) return std::move(svc).error().with_context("--discard");
     st->discard = std::move(*svc);
+  }
+  using K = net::ip::TcpService::Kind;
+  struct Want {
+    bool on;
+    K kind;
+    uint16_t port;
+    const char* flag;
+  } wants[] = {{o.tcp_echo, K::kEcho, net::ip::TcpService::kEchoPort, "--tcp-echo"},
+               {o.tcp_discard, K::kDiscard, net::ip::TcpService::kDiscardPort, "--tcp-discard"},
+               {o.chargen, K::kChargen, net::ip::TcpService::kChargenPort, "--chargen"},
+               {!o.http.empty(), K::kHttp, net::ip::TcpService::kHttpPort, "--http"}};
+  for (auto& w : wants) {
+    if (!w.on) continue;
+    auto svc = net::ip::TcpService::start(*st->ifs[0], w.kind, w.port, o.http);
+    if (!svc.ok()) return std::move(svc).error().with_context(w.flag);
+    st->tcp.push_back(std::move(*svc));
   }
   return st;
 }
@@ -519,6 +557,10 @@ void add_stack(CLI::App& app, Action& action) {
   run->add_option("--seconds", o->seconds, "stop after N seconds")->check(CLI::Range(1, 86400));
   run->add_flag("--echo", o->echo, "serve UDP echo (RFC 862) on port 7");
   run->add_flag("--discard", o->discard, "serve UDP discard (RFC 863) on port 9");
+  run->add_flag("--tcp-echo", o->tcp_echo, "serve TCP echo (RFC 862) on port 7");
+  run->add_flag("--tcp-discard", o->tcp_discard, "serve TCP discard (RFC 863) on port 9");
+  run->add_flag("--chargen", o->chargen, "serve TCP chargen (RFC 864) on port 19");
+  run->add_option("--http", o->http, "serve the files under DIR over HTTP/1.1 on port 80");
   run->add_option("--control", o->control,
                   "control socket for stats/route (default /run/dfly/stack-<first tap>.sock)");
   run->callback([o, &action] { action = [o] { return run_stack(*o); }; });

@@ -286,7 +286,8 @@ void Interface::ip_input(Mbuf* m, size_t off) {
   static const Toeplitz hasher = Toeplitz::symmetric();
   bool frag = ip->more_frags || ip->frag_offset != 0;
   std::span<const uint8_t> l4 = view->payload();
-  uint32_t h = !frag && ip->protocol == wire::kIpProtoUdp && l4.size() >= 4
+  bool ported = ip->protocol == wire::kIpProtoUdp || ip->protocol == wire::kIpProtoTcp;
+  uint32_t h = !frag && ported && l4.size() >= 4
                    ? hasher.hash_v4(ip->src.value, ip->dst.value, uint16_t(l4[0] << 8 | l4[1]),
                                     uint16_t(l4[2] << 8 | l4[3]))
                    : hasher.hash_v4_addrs(ip->src.value, ip->dst.value);
@@ -353,6 +354,8 @@ void Interface::l4_input(Proto& p, Mbuf* m, size_t l4_off, size_t l4_len,
     case wire::kIpProtoUdp:
       if (chain) return udp_chain_input(p, m, l4_off, l4_len, ip.src, ip.dst, bcast);
       return udp_input(p, m, l4_off, l4_len, ip.src, ip.dst, bcast);
+    case wire::kIpProtoTcp:
+      return tcp_input(p, m, l4_off, l4_len, ip.src, ip.dst, bcast);
     default:
       return proto_drop(p, m, IpDrop::kUnknownProtocol);
   }

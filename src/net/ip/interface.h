@@ -153,6 +153,8 @@ class Interface final : private ArpCache::Host {
   friend class UdpSocket;  // udp.cpp: sockets live on a Proto
   friend class UdpService;
   friend class Router;
+  friend class TcpConn;
+  friend class TcpListen;
   struct Proto;  // one protocol CPU's state (proto.h)
   Interface(lwkt::Cpu& cpu, Device& dev, MbufPool& pool, const InterfaceConfig& cfg);
 
@@ -191,6 +193,8 @@ class Interface final : private ArpCache::Host {
   void udp_deliver(Proto& p, Mbuf* m, size_t off, size_t payload, uint16_t sport, uint16_t dport,
                    wire::Ipv4Addr src, bool bcast);
   void udp_output(Proto& p, Mbuf* m, wire::Ipv4Addr dst, uint16_t sport, uint16_t dport);
+  void tcp_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, wire::Ipv4Addr dst,
+                 bool bcast);
   // from: the source address; unspecified means this interface's address.
   void ip_output(Proto& p, Mbuf* m, wire::Ipv4Addr dst, uint8_t proto,
                  wire::Ipv4Addr from = wire::Ipv4Addr());

@@ -17,8 +17,18 @@
 #include "net/frag/reassembly.h"
 #include "net/ip/interface.h"
 #include "net/ip/stats.h"
+#include "net/ip/tcp.h"
+#include "net/tcp/endpoint.h"
 
 namespace dfly::net::ip {
+
+struct TupleHash {
+  size_t operator()(const tcp::FourTuple& t) const {
+    uint64_t a = uint64_t(t.local.addr.value) << 32 | t.remote.addr.value;
+    uint64_t b = uint64_t(t.local.port) << 16 | t.remote.port;
+    return std::hash<uint64_t>()(a * 0x9e3779b97f4a7c15ull ^ b);
+  }
+};
 
 struct Interface::Proto {
   struct FragTimer : lwkt::Callout {
@@ -43,7 +53,9 @@ struct Interface::Proto {
   std::unique_ptr<frag::Reassembler> reasm;            // made at start, freed at stop
   FragTimer frag_timer;                                // armed for reasm->next_deadline_ns()
   std::unordered_map<uint16_t, UdpSocket*> udp_ports;  // changes only at bind/close
-  PingMsg* pings = nullptr;                            // outstanding pings (Proto 0 only)
+  std::unordered_map<tcp::FourTuple, TcpConn*, TupleHash> tcp_conns;  // this CPU's connections
+  std::unordered_map<uint16_t, TcpListen::PerCpu*> tcp_listens;       // listener replicas
+  PingMsg* pings = nullptr;  // outstanding pings (Proto 0 only)
   uint16_t ping_seq = 0;
   // IPv4 idents: each Proto takes every nprotos-th value, so two CPUs never send
   // the same ident to a destination at once (RFC 6864 uniqueness).

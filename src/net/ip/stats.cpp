@@ -15,7 +15,8 @@ std::string_view if_counter_name(IfCounter c) {
       "fragments_in",     "reassembled",
       "fragments_out",    "icmp_time_exceeded_out",
       "handoffs_in",      "forwarded",
-      "icmp_unreach_out",
+      "icmp_unreach_out", "tcp_in",
+      "tcp_out",
   };
   static_assert(std::size(kNames) == static_cast<size_t>(IfCounter::kCount));
   auto i = static_cast<size_t>(c);
@@ -27,7 +28,7 @@ std::string_view ip_drop_name(IpDrop d) {
       "other_host",   "unknown_ethertype", "unknown_protocol", "fragment",       "no_route",
       "arp_timeout",  "arp_hold_full",     "arp_table_full",   "no_bufs",        "tx_full",
       "icmp_ignored", "arp_ignored",       "udp_no_socket",    "udp_queue_full", "cant_fragment",
-      "ttl_exceeded", "stopped",
+      "ttl_exceeded", "stopped",           "tcp_no_socket",
   };
   static_assert(std::size(kNames) == static_cast<size_t>(IpDrop::kCount));
   auto i = static_cast<size_t>(d);

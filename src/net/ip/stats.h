@@ -42,7 +42,9 @@ enum class IfCounter : uint8_t {
   kHandoffsIn = 20,      // packets that reached this CPU as a message from another CPU
   kForwarded = 21,       // IPv4 packets routed out of another interface (router mode)
   kIcmpUnreachOut = 22,  // ICMP destination unreachable sent (router mode: no route)
-  kCount = 23,
+  kTcpIn = 23,           // TCP segments with a good checksum, for any socket or none
+  kTcpOut = 24,          // TCP segments handed to IPv4 output
+  kCount = 25,
 };
 
 // Why the stack (rather than a wire parser) dropped a packet. Never renumber.
@@ -64,7 +66,8 @@ enum class IpDrop : uint8_t {
   kCantFragment = 14,     // output: larger than the MTU and DF set, or fragment() failed
   kTtlExceeded = 15,      // forwarding: TTL would reach 0 (ICMP time exceeded sent)
   kStopped = 16,          // reached a CPU after the interface stopped
-  kCount = 17,
+  kTcpNoSocket = 17,      // TCP for no connection or listener (answered with RST)
+  kCount = 18,
 };
 
 std::string_view if_counter_name(IfCounter c);
