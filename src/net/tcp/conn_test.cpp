@@ -289,6 +289,30 @@ TEST(TcpConn, FinBeyondAGap_TakenWhenTheGapFills) {
   EXPECT_TRUE(got == d);
 }
 
+TEST(TcpConn, Events_TellTheSocketLayerWhatChanged) {
+  Sim s;
+  s.link.delay_ns = 0;
+  Tcb* a = s.connect(0, 40000, 80, {}, 1);
+  ListenerConfig lc;
+  s.listen(1, 80, lc, kIsn);
+  EXPECT_EQ(a->take_events(), 0u);
+  ASSERT_TRUE(s.run_until(
+      [&] { return a->state() == TcpState::kEstablished && s.b().tcbs.size() == 1; }, kSec));
+  EXPECT_EQ(a->take_events(), kEventConnected | kEventWritable);
+  EXPECT_EQ(a->take_events(), 0u);  // cleared
+  Tcb* b = s.b().tcbs.at(0).get();
+  b->take_events();
+  MUST(a->send(pattern(10, 1)));
+  s.advance(kSec);
+  EXPECT_EQ(b->take_events(), kEventReadable);
+  EXPECT_EQ(a->take_events() & kEventWritable, kEventWritable);  // its bytes were acked
+  a->abort();
+  s.flush();
+  s.deliver_all();
+  EXPECT_EQ(b->take_events() & kEventClosed, kEventClosed);
+  EXPECT_EQ(b->error(), ECONNRESET);
+}
+
 TEST(TcpConn, CloseWithUnreadData_SendsRst) {
   Sim s;
   auto [a, b] = open_pair(s);

@@ -199,6 +199,8 @@ void Tcb::abort() {
 }
 
 void Tcb::reset(int err) {
+  // Wake every waiter: reads and writes now fail (or read end of stream).
+  events_ |= kEventClosed | kEventReadable | kEventWritable;
   state_ = TcpState::kClosed;
   if (error_ == 0) error_ = err;
   timers_ = Timers{};

@@ -70,6 +70,13 @@ struct TcpConfig {
   uint64_t fin_wait2_ns = 60'000'000'000;  // after close(), like Linux tcp_fin_timeout
 };
 
+// Events for the socket layer (take_events()): what may now succeed that may not
+// have before, so it can complete blocked or async calls without polling states.
+inline constexpr uint32_t kEventReadable = 1;   // recv() has bytes or end of stream
+inline constexpr uint32_t kEventWritable = 2;   // send() has room again
+inline constexpr uint32_t kEventConnected = 4;  // the handshake completed
+inline constexpr uint32_t kEventClosed = 8;     // CLOSED (error() says why, 0 if orderly)
+
 class Tcb {
  public:
   // Allocates the rings. The Tcb starts CLOSED; then connect() or accept_syn().
@@ -124,6 +131,13 @@ class Tcb {
   void set_nodelay(bool on) { cfg_.nodelay = on; }
   void set_keepalive(bool on, uint64_t idle_ns, uint64_t interval_ns, uint32_t probes,
                      uint64_t now);
+
+  // Events since the last call (kEvent* bits), cleared by the call.
+  uint32_t take_events() {
+    uint32_t e = events_;
+    events_ = 0;
+    return e;
+  }
 
   TcpState state() const { return state_; }
   bool is_closed() const { return state_ == TcpState::kClosed && !send_rst_; }
@@ -235,6 +249,7 @@ class Tcb {
   uint64_t challenge_epoch_ = 0;
   uint32_t challenges_in_epoch_ = 0;
 
+  uint32_t events_ = 0;
   Timers timers_;
   TcpStats stats_;
 };

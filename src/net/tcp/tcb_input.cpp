@@ -240,6 +240,7 @@ void Tcb::on_new_ack(const wire::TcpRepr& seg, uint32_t acked, uint64_t now) {
     uint32_t data = std::min<uint32_t>(a - snd_head_seq_, static_cast<uint32_t>(snd_buf_.size()));
     snd_buf_.consume(data);
     snd_head_seq_ += data;
+    if (data > 0) events_ |= kEventWritable;
   }
   snd_una_ = a;
   if (seq_lt(snd_nxt_, a)) snd_nxt_ = a;
@@ -353,6 +354,7 @@ void Tcb::process_data(const wire::TcpRepr& seg, std::span<const uint8_t> payloa
       uint32_t end = ooo_.advance(rcv_nxt_ + static_cast<uint32_t>(payload.size()));
       rcv_buf_.commit(end - rcv_nxt_);
       stats_.bytes_in += end - rcv_nxt_;
+      events_ |= kEventReadable;
       rcv_nxt_ = end;
       if (had_holes) {
         ack_now_ = true;  // RFC 5681 §4.2: ACK at once when a gap fills
@@ -385,6 +387,7 @@ void Tcb::process_data(const wire::TcpRepr& seg, std::span<const uint8_t> payloa
       ooo_fin_ = false;
       rcv_nxt_++;
       fin_received_ = true;
+      events_ |= kEventReadable;  // end of stream is readable
       ack_now_ = true;
       switch (state_) {
         case TcpState::kEstablished:
@@ -406,6 +409,7 @@ void Tcb::process_data(const wire::TcpRepr& seg, std::span<const uint8_t> payloa
 }
 
 void Tcb::enter_established(uint64_t now) {
+  events_ |= kEventConnected | kEventWritable;
   state_ = fin_queued_ ? TcpState::kFinWait1 : TcpState::kEstablished;
   if (cfg_.keepalive) timers_.keepalive = now + cfg_.keepalive_idle_ns;
 }
