@@ -105,6 +105,10 @@ void reply_status(fuse_req_t req, const Status& s) {
 void op_init(void*, fuse_conn_info* conn) {
   // The kernel keeps our pages across opens (we are the only path to the data).
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // 1 MiB requests (the kernel's limit with max_pages): a large write() is one round
+  // trip and one range lock instead of eight.
+  conn->max_write = 1u << 20;
+  conn->max_readahead = 1u << 20;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 }
 

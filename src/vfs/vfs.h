@@ -59,7 +59,7 @@ class VnodeRef {
 
 struct CacheConfig {
   uint64_t max_bytes = 256ull << 20;  // cached data, clean and dirty
-  uint32_t flush_interval_ms = 500;   // how old dirty data may get
+  uint32_t flush_interval_ms = 5000;  // how old dirty data may get (fsync: at once)
 };
 
 struct CacheStats {

@@ -28,7 +28,10 @@
 // mu_ guards the page map, the page flags, size_ and the write times; it is never
 // held across filesystem calls or copies. Write-back (flush_page) holds the page
 // shared, so no writer changes it while it is copied to the filesystem, and clears
-// the dirty flag first (a failed write-back sets it again).
+// the dirty flag first (a failed write-back sets it again). A dirty page remembers
+// the span of bytes it changed [dlo, dhi) and writes back only that span; bytes
+// outside it equal the filesystem's (a page starts as a copy of it, or as zeros
+// where the filesystem holds nothing).
 //
 // ENOSPC. Write-back cannot fail for space: before dirtying bytes a write makes the
 // filesystem reserve them (Filesystem::reserve), once per page and size.
@@ -131,6 +134,19 @@ Result<VmObject::Page*> VmObject::get(uint64_t g) {
   auto [it, inserted] = pages_.try_emplace(g, std::move(p));
   if (inserted) cache_.bytes += it->second.cap;
   return &it->second;
+}
+
+void VmObject::mark_dirty(Page& p, uint32_t lo, uint32_t hi) {
+  if (!p.dirty) {
+    p.dirty = true;
+    p.dlo = lo;
+    p.dhi = hi;
+    ++ndirty_;
+    cache_.dirty_bytes += p.cap;
+    return;
+  }
+  p.dlo = std::min(p.dlo, lo);
+  p.dhi = std::max(p.dhi, hi);
 }
 
 uint64_t VmObject::grow(Page& p, uint32_t need) {
@@ -246,11 +262,7 @@ Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool
       std::memcpy(p->data.get() + a, in.data() + done, b - a);
       done += b - a;
       std::lock_guard l(mu_);
-      if (!p->dirty) {
-        p->dirty = true;
-        ++ndirty_;
-        cache_.dirty_bytes += p->cap;
-      }
+      mark_dirty(*p, static_cast<uint32_t>(a), static_cast<uint32_t>(b));
       size_ = std::max(size_, g + b);
       mtime_ = now();
       times_dirty_ = true;
@@ -289,7 +301,7 @@ Status VmObject::flush_page(uint64_t g) {
   Held h(ds_);
   TRY(ds_.lock(h.lk, ccms::Range{g, g + kGranule}, ccms::Mode::kShared));
   Page* p;
-  uint64_t len;
+  uint32_t lo, hi;
   {
     std::lock_guard l(mu_);
     auto it = pages_.find(g);
@@ -298,17 +310,15 @@ Status VmObject::flush_page(uint64_t g) {
     p->dirty = false;
     --ndirty_;
     cache_.dirty_bytes -= p->cap;
-    len = size_ > g ? std::min<uint64_t>(p->cap, size_ - g) : 0;
+    lo = p->dlo;
+    hi = static_cast<uint32_t>(std::min<uint64_t>(p->dhi, size_ > g ? size_ - g : 0));
   }
-  Bio bio{Bio::Op::kWrite, g, {p->data.get(), len}, 0};
-  Status s = len ? fs_.strategy(ino_, bio) : Status{};
+  // Only the dirty span: random small writes must not cost whole-page write-backs.
+  Bio bio{Bio::Op::kWrite, g + lo, {p->data.get() + lo, hi > lo ? hi - lo : 0}, 0};
+  Status s = hi > lo ? fs_.strategy(ino_, bio) : Status{};
   if (!s.ok()) {
     std::lock_guard l(mu_);
-    if (!p->dirty) {
-      p->dirty = true;
-      ++ndirty_;
-      cache_.dirty_bytes += p->cap;
-    }
+    mark_dirty(*p, lo, hi);
     return s;
   }
   cache_.writebacks.fetch_add(1, std::memory_order_relaxed);

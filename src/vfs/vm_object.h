@@ -73,12 +73,14 @@ class VmObject {
     uint32_t cap = 0;
     uint32_t reserved = 0;  // bytes from the page start the filesystem has reserved
     bool dirty = false;
+    uint32_t dlo = 0, dhi = 0;  // when dirty: the bytes that differ from the filesystem
   };
   Status flush_page(uint64_t g);
   // The page at g, fetched from the filesystem if absent. Caller holds a lock that
   // overlaps the page. nullptr: nothing cached and the granule reads as zeros.
   Result<Page*> get(uint64_t g);
-  uint64_t grow(Page& p, uint32_t need);  // caller holds the whole page exclusively
+  uint64_t grow(Page& p, uint32_t need);               // caller holds the whole page exclusively
+  void mark_dirty(Page& p, uint32_t lo, uint32_t hi);  // caller holds mu_
   void drop(std::map<uint64_t, Page>::iterator it);
 
   Filesystem& fs_;

@@ -61,8 +61,14 @@ const CLI::Validator kSize(
     },
     "SIZE");
 
+const CLI::Validator kCacheSize(
+    [](std::string& s) {
+      auto v = parse_size(s);
+      return v && *v >= (1u << 20) ? std::string() : "not a size of at least 1M: " + s;
+    },
+    "SIZE");
+
 int run_mount(const MemfsOptions& o) {
-  if (*parse_size(o.cache) < (1u << 20)) return fail("memfs mount", "--cache: at least 1M");
   fuse::MountOptions mo;
   mo.fsname = "dfly-memfs";
   mo.subtype = "dfly-memfs";
@@ -96,7 +102,7 @@ void add_memfs(CLI::App& app, Action& action) {
       "mount", "mount a new memfs and serve it until SIGINT/SIGTERM or unmount");
   mount->add_option("MOUNTPOINT", o->mountpoint, "an existing directory")->required();
   mount->add_option("--size", o->size, "space limit (default 1G); ENOSPC past it")->check(kSize);
-  mount->add_option("--cache", o->cache, "buffer cache limit (default 256M)")->check(kSize);
+  mount->add_option("--cache", o->cache, "buffer cache limit (default 256M)")->check(kCacheSize);
   mount->add_option("--threads", o->threads, "FUSE serving threads")->check(CLI::Range(1, 64));
   mount->add_flag("-d,--daemon", o->daemon, "detach once mounted");
   mount->add_flag("--debug", o->debug, "trace FUSE requests on stderr");
