@@ -516,22 +516,23 @@ class MemFs final : public vfs::Filesystem {
     for (uint64_t p = off; p < off + len;) {
       uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk);
       auto& v = n->chunks[c];
-      if (round4k(e - c) > v.size()) v.resize(round4k(e - c));
+      if (round4k(e - c) > v.size()) {
+        n->attr.blocks += (round4k(e - c) - v.size()) / 512;
+        v.resize(round4k(e - c));
+      }
       p = e;
     }
-    n->attr.blocks = blocks(n);
     return {};
   }
-  uint64_t blocks(Inode* n) {
-    uint64_t b = 0;
-    for (auto& [c, v] : n->chunks) b += v.size() / 512;
-    return b;
+  void free_chunk(Inode* n, std::map<uint64_t, std::vector<std::byte>>::iterator& it) {
+    used_ -= it->second.size();
+    n->attr.blocks -= it->second.size() / 512;
+    it = n->chunks.erase(it);
   }
   void truncate(Inode* n, uint64_t size) {
     for (auto it = n->chunks.lower_bound(size & ~(kChunk - 1)); it != n->chunks.end();) {
       if (it->first >= size) {
-        used_ -= it->second.size();
-        it = n->chunks.erase(it);
+        free_chunk(n, it);
         continue;
       }
       uint64_t keep = size - it->first;
@@ -540,7 +541,6 @@ class MemFs final : public vfs::Filesystem {
       ++it;
     }
     n->attr.size = size;
-    n->attr.blocks = blocks(n);
   }
   void punch(Inode* n, uint64_t off, uint64_t len) {
     uint64_t end = off + len;
@@ -548,15 +548,13 @@ class MemFs final : public vfs::Filesystem {
          it != n->chunks.end() && it->first < end;) {
       uint64_t c = it->first;
       if (c >= off && c + kChunk <= end) {
-        used_ -= it->second.size();
-        it = n->chunks.erase(it);
+        free_chunk(n, it);
         continue;
       }
       uint64_t a = std::max(off, c) - c, b = std::min<uint64_t>(end - c, it->second.size());
       if (b > a) std::memset(it->second.data() + a, 0, b - a);
       ++it;
     }
-    n->attr.blocks = blocks(n);
   }
 
   const Options opt_;
