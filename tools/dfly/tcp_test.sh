@@ -25,7 +25,7 @@ tmp=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; cat "$tmp"/*.err 2>/dev/null | tail -20; exit 1; }
+fail() { echo "FAIL: $*"; cat "$tmp"/*.err 2>/dev/null | head -60; exit 1; }
 wait_link() { for _ in $(seq 200); do ip link show "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 ip link set lo up
 mkdir -p "$tmp/www/sub"

@@ -80,9 +80,7 @@ void Interface::tcp_input(Proto& p, Mbuf* m, size_t off, size_t len, Ipv4Addr sr
       return pool_.free(m);
     }
     // RFC 6191: a new incarnation of a TIME_WAIT 4-tuple; the old one goes.
-    c->tcb_->abort();
-    c->closing_ = true;
-    c->pump();
+    c->kill();
   }
   if (lit != p.tcp_listens.end()) {
     lit->second->listener->input(src, dst, *seg, payload, now);
@@ -172,10 +170,10 @@ bool fin_received(tcp::TcpState s) {
 }
 }  // namespace
 
-void TcpConn::pump() {
+bool TcpConn::pump() {
   if (in_pump_) {  // from a handler callback below: the loop there picks it up
     repump_ = true;
-    return;
+    return false;
   }
   in_pump_ = true;
   uint64_t now = mono_now_ns();
@@ -203,8 +201,21 @@ void TcpConn::pump() {
     if (!repump_) break;
   }
   in_pump_ = false;
-  if (closing_ && tcb_->is_closed()) return destroy();
+  if (closing_ && tcb_->is_closed()) {
+    destroy();
+    return true;
+  }
   arm(*p_.cpu, &timer_, more ? now : tcb_->next_deadline(), now, fire);
+  return false;
+}
+
+void TcpConn::kill() {
+  tcb_->abort();
+  if (!closing_) {
+    closing_ = true;
+    handler_->on_close(*this);
+  }
+  if (!pump()) destroy();  // pump sends the RST and frees us once closed
 }
 
 void TcpConn::destroy() {
@@ -233,9 +244,7 @@ void TcpListen::PerCpu::pump() {
       // A TIME_WAIT incarnation the listener raced: the new one wins.
       TcpConn* o = old->second;
       p->tcp_conns.erase(old);
-      o->tcb_->abort();
-      o->closing_ = true;
-      o->pump();
+      o->kill();
     }
     p->tcp_conns.emplace(t, c);
     open++;
@@ -289,15 +298,7 @@ TcpListen::~TcpListen() {
       std::vector<TcpConn*> mine;
       for (auto& [t, c] : p.tcp_conns)
         if (c->origin_ == raw) mine.push_back(c);
-      for (TcpConn* c : mine) {
-        c->tcb_->abort();
-        if (!c->closing_) {
-          c->closing_ = true;
-          c->handler_->on_close(*c);
-        }
-        c->pump();  // sends the RST
-        if (!c->tcb_->is_closed()) c->destroy();
-      }
+      for (TcpConn* c : mine) c->kill();
       raw->listener.reset();
     };
     if (lwkt::run_on(*raw->p->cpu, stop) != 0) stop();

@@ -106,8 +106,10 @@ class TcpConn {
   };
   TcpConn(Interface& ifp, Interface::Proto& p, std::unique_ptr<tcp::Tcb> tcb,
           std::unique_ptr<TcpHandler> h);
-  void pump();
-  void destroy();  // unlinks and frees this connection (on its CPU)
+  bool pump();  // true if it freed this connection (closed): do not touch it then
+  void destroy();
+  void kill();  // RST now, on_close, freed: for the owner's teardown  // unlinks and frees this
+                // connection (on its CPU)
   static void fire(lwkt::Callout* c);
 
   Interface& ifp_;
