@@ -55,6 +55,9 @@ Result<std::vector<ZapEntry>> zap_list(const Objset& os, uint64_t obj) {
   auto z = TRY(open_zap(os, obj));
   if (z.micro) return parse_microzap(*z.block0);
   auto h = TRY(FatZapHeader::parse(*z.block0));
+  if (h.ptrtbl_shift > 24)
+    return Error(EINVAL,
+                 fmt::format("zfs: fatzap {}: absurd pointer table shift {}", obj, h.ptrtbl_shift));
   uint64_t n = 1ull << h.ptrtbl_shift;
   if (h.ptrtbl_numblks != 0 && n > h.ptrtbl_numblks * (z.dn.datablksz / 8))
     return Error(EINVAL, "zfs: fatzap: pointer table shift exceeds its blocks");

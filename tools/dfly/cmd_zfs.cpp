@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 
 #include "cli.h"
 #include "zfs/datasets.h"

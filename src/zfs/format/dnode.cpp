@@ -28,7 +28,10 @@ Result<DnodePhys> DnodePhys::parse(Bytes b) {
     return Error(EINVAL, fmt::format("zfs: dnode: indirect block shift {}", d.indblkshift));
   if (d.datablksz == 0) return Error(EINVAL, "zfs: dnode: zero data block size");
   size_t bonus_off = kDnodeCoreSize + size_t{d.nblkptr} * kBlkptrSize;
-  size_t bonus_max = kDnodeSize - bonus_off - ((d.flags & kDnodeFlagSpill) ? kBlkptrSize : 0);
+  size_t tail = (d.flags & kDnodeFlagSpill) ? kBlkptrSize : 0;
+  if (bonus_off + tail > kDnodeSize)
+    return Error(EINVAL, "zfs: dnode: spill pointer overlaps the block pointers");
+  size_t bonus_max = kDnodeSize - bonus_off - tail;
   if (d.bonuslen > bonus_max)
     return Error(EINVAL, fmt::format("zfs: dnode: bonus of {} bytes", d.bonuslen));
   for (int i = 0; i < d.nblkptr; ++i)

@@ -46,6 +46,9 @@ TEST(Dnode, AbsurdGeometry_Rejected) {
   EXPECT_FALSE(DnodePhys::parse(dnode(40, 1, 0)).ok());
   EXPECT_FALSE(DnodePhys::parse(dnode(1, 4, 0)).ok());
   EXPECT_FALSE(DnodePhys::parse(dnode(1, 3, 200)).ok());  // bonus past the dnode
+  auto spill = dnode(1, 3, 0);
+  spill[7] = kDnodeFlagSpill;  // no room for a spill pointer after three block pointers
+  EXPECT_FALSE(DnodePhys::parse(spill).ok());
   auto b = dnode(1, 1, 0);
   b[1] = 30;
   EXPECT_FALSE(DnodePhys::parse(b).ok());
