@@ -8,6 +8,7 @@
 #   files, renames, nlink/ctime, permissions as root and as nobody); ENOSPC at
 #   --size; clean unmount on SIGINT; -d/--daemon.
 # usage: memfs_test.sh DFLY FSX POSIX_CHECK   (needs root and /dev/fuse; 77 = skipped)
+# KEEP_TMP=1 keeps the scratch directory (logs of each tool) for a failed run.
 set -u
 dfly="$(readlink -f "$1")"
 fsx="$(readlink -f "$2")"
