@@ -99,6 +99,13 @@ class Vfs::Impl {
     return VnodeRef(&vp);
   }
 
+  VnodeRef anon(uint64_t size) {
+    std::lock_guard g(mu);
+    auto* vp = new Vnode(*this, kAnonBit | next_anon++, S_IFREG, fs, cache, size, true);
+    vp->refs = 1;
+    return VnodeRef(vp);
+  }
+
   void put(Vnode* vp, uint64_t n) {
     {
       std::lock_guard g(mu);
@@ -106,6 +113,10 @@ class Vfs::Impl {
       vp->refs -= n;
       if (vp->refs || vp->dying) return;
       vp->dying = true;
+    }
+    if (vp->anon) {
+      delete vp;
+      return;
     }
     // Unlinked: nobody can read the data again, so do not write it back.
     auto a = fs.getattr(vp->ino);
@@ -183,7 +194,9 @@ class Vfs::Impl {
   // vnode for an inode the filesystem has freed.
   std::shared_mutex ns_mu;
   std::mutex mu;
-  std::unordered_map<Ino, Vnode*> table;  // guarded by mu
+  std::unordered_map<Ino, Vnode*> table;       // guarded by mu
+  static constexpr Ino kAnonBit = 1ull << 63;  // anonymous vnodes' numbers (no inode)
+  uint64_t next_anon = 1;                      // guarded by mu
 
   std::mutex fmu;  // the flusher's wake-up
   std::condition_variable fcv;
@@ -204,6 +217,11 @@ Status check_name(std::string_view name) {
 Status check_new_name(std::string_view name) {
   TRY(check_name(name));
   if (name == "." || name == "..") return Error(EEXIST, "vfs: '.' and '..' exist");
+  return {};
+}
+
+Status not_anon(const Vnode& vp) {
+  if (vp.anon) return Error(EOPNOTSUPP, "vfs: not supported on anonymous memory");
   return {};
 }
 
@@ -240,6 +258,10 @@ Vfs::~Vfs() {
 Result<VnodeRef> Vfs::root() {
   Attr a = TRY(fs_->getattr(fs_->root()));
   return impl_->get(a);
+}
+
+VnodeRef Vfs::anon(uint64_t size) {
+  return impl_->anon(size);
 }
 
 Ino Vfs::ino(const Vnode& vp) {
@@ -344,12 +366,24 @@ Status Vfs::readdir(Vnode& dir, uint64_t after, const std::function<bool(const D
 }
 
 Result<Attr> Vfs::getattr(Vnode& vp) {
+  if (vp.anon) {
+    Attr a;
+    a.ino = vp.ino;
+    a.mode = S_IFREG | 0600;
+    vp.vm.overlay(a);
+    return a;
+  }
   Attr a = TRY(fs_->getattr(vp.ino));
   if (vp.type == S_IFREG) vp.vm.overlay(a);
   return a;
 }
 
 Result<Attr> Vfs::setattr(Vnode& vp, const SetAttr& set) {
+  if (vp.anon) {
+    if (set.valid != SetAttr::kSize) TRY(not_anon(vp));
+    TRY(vp.vm.truncate(set));
+    return getattr(vp);
+  }
   Attr a;
   if (set.valid & SetAttr::kSize) {
     if (vp.type == S_IFDIR) return Error(EISDIR, "vfs: truncate of a directory");
@@ -366,6 +400,7 @@ Result<Attr> Vfs::setattr(Vnode& vp, const SetAttr& set) {
 }
 
 Status Vfs::open(Vnode& vp, int flags) {
+  TRY(not_anon(vp));
   TRY(fs_->open(vp.ino, flags));
   if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && vp.type == S_IFREG) {
     SetAttr set;
@@ -380,7 +415,7 @@ Status Vfs::open(Vnode& vp, int flags) {
 }
 
 void Vfs::release(Vnode& vp) {
-  fs_->release(vp.ino);
+  if (!vp.anon) fs_->release(vp.ino);
 }
 
 Result<size_t> Vfs::read(Vnode& vp, uint64_t off, std::span<std::byte> out) {
@@ -395,6 +430,7 @@ Result<size_t> Vfs::write(Vnode& vp, uint64_t off, std::span<const std::byte> in
 
 Status Vfs::fsync(Vnode& vp, bool datasync) {
   TRY(vp.vm.flush());
+  if (vp.anon) return {};
   return fs_->fsync(vp.ino, datasync);
 }
 
@@ -404,6 +440,7 @@ Status Vfs::sync() {
 
 Status Vfs::fallocate(Vnode& vp, int mode, uint64_t off, uint64_t len) {
   TRY(check_regular(vp));
+  TRY(not_anon(vp));
   if (len == 0) return Error(EINVAL, "vfs: fallocate: zero length");
   if (mode & FALLOC_FL_PUNCH_HOLE) {
     if (!(mode & FALLOC_FL_KEEP_SIZE))
@@ -420,6 +457,7 @@ Result<uint64_t> Vfs::lseek(Vnode& vp, uint64_t off, int whence) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE)
     return Error(EINVAL, "vfs: lseek: only SEEK_DATA and SEEK_HOLE");
   TRY(check_regular(vp));
+  TRY(not_anon(vp));
   TRY(vp.vm.flush());  // the filesystem knows holes only of written-back data
   return fs_->seek_data(vp.ino, off, whence);
 }
@@ -429,17 +467,21 @@ Result<StatFs> Vfs::statfs() {
 }
 
 Result<std::string> Vfs::getxattr(Vnode& vp, std::string_view name) {
+  TRY(not_anon(vp));
   return fs_->getxattr(vp.ino, name);
 }
 Status Vfs::setxattr(Vnode& vp, std::string_view name, std::string_view value, int flags) {
+  TRY(not_anon(vp));
   if (name.empty() || name.size() > 255) return Error(ERANGE, "vfs: xattr name length");
   if (value.size() > 65536) return Error(E2BIG, "vfs: xattr value over 64 KiB");
   return fs_->setxattr(vp.ino, name, value, flags);
 }
 Result<std::vector<std::string>> Vfs::listxattr(Vnode& vp) {
+  TRY(not_anon(vp));
   return fs_->listxattr(vp.ino);
 }
 Status Vfs::removexattr(Vnode& vp, std::string_view name) {
+  TRY(not_anon(vp));
   return fs_->removexattr(vp.ino, name);
 }
 

@@ -78,6 +78,11 @@ class Vfs {
 
   Filesystem& fs() { return *fs_; }
   Result<VnodeRef> root();
+  // Anonymous memory as a vnode: a regular file of `size` zero bytes in no directory
+  // and no filesystem, with a VM object and dataspace like any other; read, write,
+  // setattr(kSize), getattr and fsync (a no-op) work, the rest is EOPNOTSUPP. Its
+  // pages count against the cache bound but are never evicted (no swap).
+  VnodeRef anon(uint64_t size);
   static Ino ino(const Vnode& vp);
   // Another reference to vp; and dropping n references given up by
   // VnodeRef::release (a bridge's kernel lookups, on forget).

@@ -260,6 +260,26 @@ TEST_F(VfsTest, BoundedCache_EvictsCleanDataAndStaysCorrect) {
   EXPECT_GT(vfs_->stats().writebacks, 0u);
 }
 
+TEST_F(VfsTest, AnonymousMemory_ZeroFilledWritableNeverWrittenBack) {
+  VnodeRef m = vfs_->anon(1 << 20);
+  EXPECT_EQ(MUST(vfs_->getattr(*m)).size, 1u << 20);
+  EXPECT_EQ(read(*m, 300000, 4), std::string(4, '\0'));
+  MUST(vfs_->write(*m, 300000, B("anon"), false));
+  MUST(vfs_->fsync(*m, false));
+  EXPECT_EQ(read(*m, 299999, 6), std::string(1, '\0') + "anon" + std::string(1, '\0'));
+  SetAttr s;
+  s.valid = SetAttr::kSize;
+  s.size = 300002;
+  MUST(vfs_->setattr(*m, s));
+  EXPECT_EQ(read(*m, 300000, 4), "an");
+  EXPECT_EQ(err(vfs_->setxattr(*m, "user.x", "v", 0)), EOPNOTSUPP);
+  EXPECT_EQ(fs_->reads + fs_->writes, 0u);  // the filesystem never saw it
+  uint64_t forgets = fs_->forgets;
+  m.reset();
+  EXPECT_EQ(fs_->forgets, forgets);
+  EXPECT_EQ(vfs_->stats().bytes, 0u);
+}
+
 // Random writes, reads, truncates, punches and fsyncs on one file against a string
 // model, with a cache small enough to evict: every read must match the model.
 TEST_F(VfsTest, Model_RandomOpsMatchString) {

@@ -90,8 +90,8 @@ void Cache::freed() {
   cv_.notify_all();
 }
 
-VmObject::VmObject(Filesystem& fs, Ino ino, Cache& cache, uint64_t size)
-    : fs_(fs), ino_(ino), cache_(cache), size_(size) {}
+VmObject::VmObject(Filesystem& fs, Ino ino, Cache& cache, uint64_t size, bool anonymous)
+    : fs_(fs), ino_(ino), anonymous_(anonymous), cache_(cache), size_(size) {}
 
 VmObject::~VmObject() {
   while (!pages_.empty()) drop(pages_.begin());
@@ -117,6 +117,7 @@ Result<VmObject::Page*> VmObject::get(uint64_t g) {
     }
   }
   cache_.misses.fetch_add(1, std::memory_order_relaxed);
+  if (anonymous_) return static_cast<Page*>(nullptr);  // never written: zeros
   auto buf = std::make_unique<std::byte[]>(kGranule);
   Bio bio{Bio::Op::kRead, g, {buf.get(), kGranule}, 0};
   TRY(fs_.strategy(ino_, bio));
@@ -254,7 +255,7 @@ Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool
       }
       if (!reserved) {
         uint32_t want = round4k(b);
-        Status s = fs_.reserve(ino_, g, want);
+        Status s = anonymous_ ? Status{} : fs_.reserve(ino_, g, want);
         if (!s.ok()) return done ? Result<size_t>(done) : std::move(s).error();
         std::lock_guard l(mu_);
         p->reserved = std::max(p->reserved, want);
@@ -278,7 +279,8 @@ Result<Attr> VmObject::truncate(const SetAttr& set) {
   Held h(ds_);
   TRY(ds_.lock(h.lk, ccms::Range::from(down(size)), ccms::Mode::kExclusive));
   // The filesystem first: if it fails, the cache still matches it.
-  Attr a = TRY(fs_.setattr(ino_, set));
+  Attr a;
+  if (!anonymous_) a = TRY(fs_.setattr(ino_, set));
   std::lock_guard l(mu_);
   for (auto it = pages_.lower_bound(down(size)); it != pages_.end();) {
     if (it->first >= size) {
@@ -326,6 +328,7 @@ Status VmObject::flush_page(uint64_t g) {
 }
 
 Status VmObject::flush() {
+  if (anonymous_) return {};  // nowhere to write back to
   std::vector<uint64_t> dirty;
   {
     std::lock_guard l(mu_);

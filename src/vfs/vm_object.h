@@ -46,7 +46,9 @@ class Cache {
 
 class VmObject {
  public:
-  VmObject(Filesystem& fs, Ino ino, Cache& cache, uint64_t size);
+  // anonymous: memory with no filesystem behind it (Vfs::anon): holes read as zeros,
+  // nothing is fetched or written back, dirty pages stay until truncated or freed.
+  VmObject(Filesystem& fs, Ino ino, Cache& cache, uint64_t size, bool anonymous = false);
   ~VmObject();  // drops every page, dirty or not (flush first to keep the data)
   VmObject(const VmObject&) = delete;
   VmObject& operator=(const VmObject&) = delete;
@@ -85,6 +87,7 @@ class VmObject {
 
   Filesystem& fs_;
   const Ino ino_;
+  const bool anonymous_;
   Cache& cache_;
   ccms::Dataspace ds_;
   std::mutex mu_;  // guards the map, flags, size and times; never held across I/O

@@ -5,7 +5,8 @@
 // refs and dying are guarded by the table's mutex. When refs drops to zero the
 // dropper becomes the vnode's destroyer: it writes back the data (unless the inode
 // has no names left), then deletes the vnode unless a lookup revived it meanwhile,
-// in which case the last of the new references repeats this.
+// in which case the last of the new references repeats this. Anonymous vnodes are
+// in no table and simply die with their last reference.
 #pragma once
 
 #include "vfs/vm_object.h"
@@ -14,12 +15,14 @@ namespace dfly::vfs {
 
 class Vnode {
  public:
-  Vnode(Vfs::Impl& owner, Ino ino, uint32_t type, Filesystem& fs, Cache& cache, uint64_t size)
-      : impl(owner), ino(ino), type(type), vm(fs, ino, cache, size) {}
+  Vnode(Vfs::Impl& owner, Ino ino, uint32_t type, Filesystem& fs, Cache& cache, uint64_t size,
+        bool anonymous = false)
+      : impl(owner), ino(ino), type(type), anon(anonymous), vm(fs, ino, cache, size, anonymous) {}
 
   Vfs::Impl& impl;
   const Ino ino;
   const uint32_t type;  // S_IFMT bits; an inode never changes type
+  const bool anon;      // anonymous memory (Vfs::anon): in no table, no filesystem inode
   uint64_t refs = 0;    // guarded by Impl::mu_
   bool dying = false;   // guarded by Impl::mu_
   VmObject vm;          // every vnode has one, directories included (then unused)
