@@ -114,6 +114,32 @@ Result<std::string> Filesystem::readlink(uint64_t obj) const {
   return s;
 }
 
+Result<std::vector<std::string>> Filesystem::listxattr(uint64_t obj) const {
+  auto [dn, z] = TRY(znode(obj));
+  std::vector<std::string> out;
+  if (z.xattr == 0) return out;
+  auto es = TRY(readdir(z.xattr));
+  for (auto& e : es) out.push_back(e.name);
+  return out;
+}
+
+Result<std::vector<uint8_t>> Filesystem::getxattr(uint64_t obj, const std::string& name) const {
+  auto [dn, z] = TRY(znode(obj));
+  if (z.xattr == 0)
+    return Error(ENODATA, fmt::format("zfs: object {} has no attribute '{}'", obj, name));
+  auto e = TRY(zap_lookup(os_, z.xattr, name));
+  if (!e || e->value.empty())
+    return Error(ENODATA, fmt::format("zfs: object {} has no attribute '{}'", obj, name));
+  uint64_t aobj = e->value[0] & kObjMask;
+  auto a = TRY(getattr(aobj));
+  if (a.size > (64u << 20))
+    return Error(EINVAL, fmt::format("zfs: attribute '{}' of absurd size {}", name, a.size));
+  std::vector<uint8_t> out(a.size);
+  size_t got = TRY(read(aobj, 0, out));
+  out.resize(got);
+  return out;
+}
+
 Result<uint64_t> Filesystem::resolve(const std::string& path) const {
   uint64_t cur = root_;
   size_t pos = 0;

@@ -52,6 +52,11 @@ class Filesystem {
   // Bytes of a regular file at `offset`, clipped to its size.
   Result<size_t> read(uint64_t obj, uint64_t offset, std::span<uint8_t> out) const;
   Result<std::string> readlink(uint64_t obj) const;
+  // Extended attributes (ZPL xattr directories: znode xattr names a hidden
+  // directory holding one file per attribute). Empty when the object has none.
+  Result<std::vector<std::string>> listxattr(uint64_t obj) const;
+  // ENODATA if `obj` has no attribute `name`.
+  Result<std::vector<uint8_t>> getxattr(uint64_t obj, const std::string& name) const;
   // "/a/b" from the root, not following symlinks ("" and "/" are the root).
   Result<uint64_t> resolve(const std::string& path) const;
 

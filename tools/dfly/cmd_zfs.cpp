@@ -434,6 +434,32 @@ int zfs_cat(const Opts& o) {
   return rc;
 }
 
+int zfs_xattr(const Opts& o) {
+  if (o.args.size() != 2) return fail("zfs xattr", "usage: dfly zfs xattr DATASET[@SNAP] PATH");
+  auto m = open_fs(o, o.args[0]);
+  if (!m.ok()) return fail("zfs xattr " + o.args[0], m.error());
+  auto obj = m->fs->resolve(o.args[1]);
+  if (!obj.ok()) return fail("zfs xattr " + o.args[1], obj.error());
+  auto names = m->fs->listxattr(*obj);
+  if (!names.ok()) return fail("zfs xattr " + o.args[1], names.error());
+  json out = json::object();
+  int rc = 0;
+  for (auto& n : *names) {
+    auto v = m->fs->getxattr(*obj, n);
+    if (!v.ok()) {
+      rc = fail("zfs xattr " + o.args[1] + " " + n, v.error());
+      continue;
+    }
+    std::string text(v->begin(), v->end());
+    if (o.json)
+      out[n] = text;
+    else
+      fmt::print("{}=\"{}\"\n", n, text);
+  }
+  if (o.json) fmt::print("{}\n", out.dump(2));
+  return rc;
+}
+
 CLI::App* verb(CLI::App* noun, const char* name, const char* help, std::shared_ptr<Opts> o,
                Action& action, int (*fn)(const Opts&)) {
   auto* v = noun->add_subcommand(name, help);
@@ -472,6 +498,9 @@ void add_zfs(CLI::App& app, Action& action) {
   ls->add_flag("-l,--long", o->longfmt,
                "type, mode, links, uid, gid, size, mtime, name[ -> target]");
   ls->add_flag("-R,--recursive", o->recursive, "descend into directories");
+  auto* xattr = verb(noun, "xattr", "extended attributes of DATASET[@SNAP] PATH (name=\"value\")",
+                     o, action, zfs_xattr);
+  xattr->add_option("args", o->args, "DATASET[@SNAP] PATH")->required()->expected(2);
   auto* cat = verb(noun, "cat", "write files of DATASET[@SNAP] to stdout", o, action, zfs_cat);
   cat->add_option("args", o->args, "DATASET[@SNAP] PATH...")->required()->expected(2, -1);
 }
