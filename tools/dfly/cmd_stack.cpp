@@ -14,6 +14,7 @@
 // The TAP lives as long as the command: run it inside a network namespace of
 // your own (README: "Trying the stack").
 #include <fmt/core.h>
+#include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -22,6 +23,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -36,6 +39,7 @@
 #include "net/ip/interface.h"
 #include "net/ip/router.h"
 #include "net/ip/tcp_services.h"
+#include "net/ip/tcp_socket.h"
 #include "net/ip/udp_services.h"
 #include "net/mbuf/pool.h"
 
@@ -62,6 +66,11 @@ struct StackOptions {
   std::string host;
   int count = 4;
   int size = 56;
+  // send / recv
+  std::string target;  // HOST:PORT
+  uint64_t bytes = 1 << 20;
+  int port = 0;
+  int timeout = 30;  // seconds
 };
 
 nlohmann::json counters_json(const net::ip::IfCounters& c) {
@@ -487,6 +496,124 @@ int control_call(const std::string& what, const std::string& path, const std::st
   return 0;
 }
 
+// SHA-256 of a byte stream, as hex (OpenSSL EVP).
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  void update(std::span<const uint8_t> d) { EVP_DigestUpdate(ctx_, d.data(), d.size()); }
+  std::string hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx_, md, &n);
+    std::string h;
+    for (unsigned i = 0; i < n; i++) h += fmt::format("{:02x}", md[i]);
+    return h;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+void print_transfer(const char* verb, bool json, uint64_t bytes, double secs,
+                    const std::string& sha, const net::tcp::TcpStats& ts) {
+  double mbit = secs > 0 ? double(bytes) * 8 / secs / 1e6 : 0;
+  if (json) {
+    fmt::print("{}\n", nlohmann::json{{"bytes", bytes},
+                                      {"seconds", secs},
+                                      {"mbit_per_s", mbit},
+                                      {"sha256", sha},
+                                      {"retransmits", ts.retransmits},
+                                      {"sack_recoveries", ts.sack_recoveries},
+                                      {"rto_timeouts", ts.rto_timeouts}}
+                           .dump(2));
+  } else {
+    fmt::print("{} {} bytes in {:.3f} s ({:.1f} Mbit/s), sha256 {}\n", verb, bytes, secs, mbit,
+               sha);
+  }
+}
+
+// Sends --bytes of a seeded pseudo-random stream to HOST:PORT over dfly's TCP.
+int run_send(StackOptions o) {
+  o.taps = {o.tap1};
+  o.addrs = {o.addr1};
+  auto colon = o.target.rfind(':');
+  if (colon == std::string::npos) return fail("stack send", "expected HOST:PORT");
+  auto host = net::wire::Ipv4Addr::parse(o.target.substr(0, colon));
+  if (!host.ok()) return fail("stack send", host.error());
+  int port = std::atoi(o.target.c_str() + colon + 1);
+  if (port < 1 || port > 65535) return fail("stack send", "port not in 1..65535");
+  wait_signals();
+  auto st = bring_up(o);
+  if (!st.ok()) return fail("stack send", st.error());
+  auto& ifp = *(*st)->ifs[0];
+  Result<std::unique_ptr<net::ip::TcpSocket>> sock = Error(ETIMEDOUT, "no attempt");
+  uint64_t deadline = monotonic_ns() + uint64_t(o.timeout) * 1'000'000'000;
+  do {  // the peer's address may still be coming up: retry refusals for a while
+    sock = net::ip::TcpSocket::connect(ifp, *host, uint16_t(port), 3'000'000'000);
+    if (sock.ok() || sock.error().code() != ECONNREFUSED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (monotonic_ns() < deadline);
+  if (!sock.ok()) return fail("stack send", sock.error());
+  Sha256 sha;
+  std::vector<uint8_t> buf(256 * 1024);
+  uint64_t x = 0x243f6a8885a308d3ull, left = o.bytes;
+  uint64_t t0 = monotonic_ns();
+  while (left > 0) {
+    size_t n = size_t(std::min<uint64_t>(left, buf.size()));
+    for (size_t i = 0; i < n; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      buf[i] = uint8_t(x);
+    }
+    auto w = (*sock)->send(std::span<const uint8_t>(buf.data(), n));
+    if (!w.ok()) return fail("stack send", w.error());
+    sha.update(std::span<const uint8_t>(buf.data(), n));
+    left -= n;
+  }
+  Status sh = (*sock)->shutdown_write();
+  if (!sh.ok()) return fail("stack send", sh.error());
+  // Wait for the peer to close: then everything was delivered.
+  for (;;) {
+    auto r = (*sock)->recv(buf, uint64_t(o.timeout) * 1'000'000'000);
+    if (!r.ok())
+      return fail("stack send", std::move(r).error().with_context("waiting for the peer to close"));
+    if (*r == 0) break;
+  }
+  print_transfer("sent", o.json, o.bytes, double(monotonic_ns() - t0) / 1e9, sha.hex(),
+                 (*sock)->stats());
+  return 0;
+}
+
+// Accepts one connection on --port and reads it to the end.
+int run_recv(StackOptions o) {
+  o.taps = {o.tap1};
+  o.addrs = {o.addr1};
+  wait_signals();
+  auto st = bring_up(o);
+  if (!st.ok()) return fail("stack recv", st.error());
+  auto acc = net::ip::TcpAcceptor::listen(*(*st)->ifs[0], uint16_t(o.port));
+  if (!acc.ok()) return fail("stack recv", acc.error());
+  if (!o.json) fmt::print("listening on {}:{}\n", o.addrs[0], o.port);
+  std::fflush(stdout);
+  auto sock = (*acc)->accept(uint64_t(o.timeout) * 1'000'000'000);
+  if (!sock.ok()) return fail("stack recv", sock.error());
+  Sha256 sha;
+  std::vector<uint8_t> buf(256 * 1024);
+  uint64_t got = 0, t0 = monotonic_ns();
+  for (;;) {
+    auto r = (*sock)->recv(buf, uint64_t(o.timeout) * 1'000'000'000);
+    if (!r.ok()) return fail("stack recv", r.error());
+    if (*r == 0) break;
+    sha.update(std::span<const uint8_t>(buf.data(), *r));
+    got += *r;
+  }
+  double secs = double(monotonic_ns() - t0) / 1e9;
+  auto ts = (*sock)->stats();
+  sock->reset();  // closes: our FIN answers the peer's
+  print_transfer("received", o.json, got, secs, sha.hex(), ts);
+  return 0;
+}
+
 int run_ping(StackOptions o) {
   o.taps = {o.tap1};
   o.addrs = {o.addr1};
@@ -571,6 +698,23 @@ void add_stack(CLI::App& app, Action& action) {
   ping->add_option("--count", o->count, "echo requests to send")->check(CLI::Range(1, 100000));
   ping->add_option("--size", o->size, "data bytes per request")->check(CLI::Range(0, 8972));
   ping->callback([o, &action] { action = [o] { return run_ping(*o); }; });
+
+  auto* send = noun->add_subcommand("send", "send --bytes over dfly's TCP to HOST:PORT");
+  common_options(send, *o, /*many=*/false);
+  send->add_option("HOST:PORT", o->target, "where to connect, e.g. 198.18.0.1:5001")->required();
+  send->add_option("--bytes", o->bytes, "bytes to send (a seeded pseudo-random stream)");
+  send->add_option("--timeout", o->timeout, "seconds to wait for the peer")
+      ->check(CLI::Range(1, 3600));
+  send->callback([o, &action] { action = [o] { return run_send(*o); }; });
+
+  auto* recv = noun->add_subcommand("recv", "accept one TCP connection and read it to the end");
+  common_options(recv, *o, /*many=*/false);
+  recv->add_option("--port", o->port, "TCP port to listen on")
+      ->required()
+      ->check(CLI::Range(1, 65535));
+  recv->add_option("--timeout", o->timeout, "seconds to wait for the connection")
+      ->check(CLI::Range(1, 3600));
+  recv->callback([o, &action] { action = [o] { return run_recv(*o); }; });
 
   // Clients of a running stack.
   auto target = std::make_shared<std::string>();

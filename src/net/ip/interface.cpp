@@ -60,6 +60,7 @@ Result<std::unique_ptr<Interface>> Interface::start(lwkt::Cpu& cpu, Device& dev,
       return Error(EINVAL, "ip: protocol CPUs must be distinct and non-null");
   }
   std::unique_ptr<Interface> ifp(new Interface(cpu, dev, pool, cfg));
+  ifp->tcp_isn_ = std::make_unique<tcp::IsnGenerator>(TRY(tcp::IsnGenerator::create()));
   // Protocol CPUs first: the link may hand them packets as soon as it serves.
   for (auto& p : ifp->protos_) {
     Proto* pp = p.get();
@@ -147,6 +148,11 @@ void Interface::stop_proto(Proto& p) {
   p.reasm.reset();  // frees the held fragments
   for (auto& [port, sock] : p.udp_ports)
     if (sock->p_ == &p) sock->shutdown_on_cpu();
+  // TCP connections still here (TIME_WAIT, or ones an application left open) go
+  // now, silently: nothing can be sent any more.
+  std::vector<TcpConn*> conns;
+  for (auto& [t, c] : p.tcp_conns) conns.push_back(c);
+  for (TcpConn* c : conns) c->drop();
 }
 
 IfCounters Interface::counters() const {

@@ -83,6 +83,7 @@
 #include "net/ip/arp_cache.h"
 #include "net/ip/stats.h"
 #include "net/mbuf/pool.h"
+#include "net/tcp/isn.h"
 #include "net/wire/addr.h"
 
 namespace dfly::net::ip {
@@ -155,6 +156,7 @@ class Interface final : private ArpCache::Host {
   friend class Router;
   friend class TcpConn;
   friend class TcpListen;
+  friend class TcpSocket;
   struct Proto;  // one protocol CPU's state (proto.h)
   Interface(lwkt::Cpu& cpu, Device& dev, MbufPool& pool, const InterfaceConfig& cfg);
 
@@ -195,6 +197,10 @@ class Interface final : private ArpCache::Host {
   void udp_output(Proto& p, Mbuf* m, wire::Ipv4Addr dst, uint16_t sport, uint16_t dport);
   void tcp_input(Proto& p, Mbuf* m, size_t off, size_t len, wire::Ipv4Addr src, wire::Ipv4Addr dst,
                  bool bcast);
+  static void tcp_connect_start(lwkt::Msg* raw);  // tcp_socket.cpp
+  uint16_t tcp_next_port() {                      // ephemeral range 49152..65535 (RFC 6335)
+    return uint16_t(49152 + tcp_port_.fetch_add(1, std::memory_order_relaxed) % 16384);
+  }
   // from: the source address; unspecified means this interface's address.
   void ip_output(Proto& p, Mbuf* m, wire::Ipv4Addr dst, uint8_t proto,
                  wire::Ipv4Addr from = wire::Ipv4Addr());
@@ -241,10 +247,12 @@ class Interface final : private ArpCache::Host {
   wire::MacAddr mac_;
   IfStats stats_;  // the link side's counters
   std::vector<std::unique_ptr<Proto>> protos_;
-  std::atomic<size_t> next_sock_proto_{0};  // round-robin home for new UDP sockets
-  std::mutex bind_mu_;                      // serializes UDP port table changes
-  uint16_t udp_ephemeral_ = 49152;          // next ephemeral port to try (bind_mu_)
-  uint16_t ping_ident_ = 0;                 // fixed at construction
+  std::atomic<size_t> next_sock_proto_{0};      // round-robin home for new UDP sockets
+  std::mutex bind_mu_;                          // serializes UDP port table changes
+  uint16_t udp_ephemeral_ = 49152;              // next ephemeral port to try (bind_mu_)
+  uint16_t ping_ident_ = 0;                     // fixed at construction
+  std::atomic<uint32_t> tcp_port_{0};           // next ephemeral TCP port (tcp_next_port)
+  std::unique_ptr<tcp::IsnGenerator> tcp_isn_;  // RFC 6528 ISNs for active opens
   // --- owned by cpu_'s thread ---
   ArpCache arp_;
   RxWatch watch_;

@@ -55,6 +55,7 @@ struct Interface::Proto {
   std::unordered_map<uint16_t, UdpSocket*> udp_ports;  // changes only at bind/close
   std::unordered_map<tcp::FourTuple, TcpConn*, TupleHash> tcp_conns;  // this CPU's connections
   std::unordered_map<uint16_t, TcpListen::PerCpu*> tcp_listens;       // listener replicas
+  tcp::TcpStats tcp_closed;  // freed connections that belonged to no listener
   PingMsg* pings = nullptr;  // outstanding pings (Proto 0 only)
   uint16_t ping_seq = 0;
   // IPv4 idents: each Proto takes every nprotos-th value, so two CPUs never send

@@ -184,6 +184,10 @@ bool TcpConn::pump() {
       p_.stats.add(IfCounter::kTcpOut);
       ifp_.ip_output(p_, m, e.dst, wire::kIpProtoTcp, e.src);
     });
+    if (!closing_ && !opened_ && tcb_->state() >= tcp::TcpState::kEstablished) {
+      opened_ = true;
+      handler_->on_open(*this);
+    }
     if (!closing_) {
       if (tcb_->recv_available() > 0 || (fin_received(tcb_->state()) && !eof_told_)) {
         if (tcb_->recv_available() == 0) eof_told_ = true;
@@ -209,6 +213,25 @@ bool TcpConn::pump() {
   return false;
 }
 
+void TcpConn::detach_from_listener() {
+  if (!origin_) return;
+  origin_->open--;
+  origin_ = nullptr;  // its counters go to the interface's totals when it closes
+}
+
+lwkt::Cpu& TcpConn::cpu() const {
+  return *p_.cpu;
+}
+
+void TcpConn::drop() {
+  p_.cpu->timers().cancel(&timer_);
+  if (!closing_) {
+    closing_ = true;
+    handler_->on_close(*this);
+  }
+  destroy();
+}
+
 void TcpConn::kill() {
   tcb_->abort();
   if (!closing_) {
@@ -222,8 +245,12 @@ void TcpConn::destroy() {
   p_.cpu->timers().cancel(&timer_);
   if (auto it = p_.tcp_conns.find(tcb_->tuple()); it != p_.tcp_conns.end() && it->second == this)
     p_.tcp_conns.erase(it);
-  origin_->closed.add(tcb_->stats());
-  origin_->open--;
+  if (origin_) {
+    origin_->closed.add(tcb_->stats());
+    origin_->open--;
+  } else {
+    p_.tcp_closed.add(tcb_->stats());
+  }
   delete this;
 }
 
@@ -248,8 +275,7 @@ void TcpListen::PerCpu::pump() {
     }
     p->tcp_conns.emplace(t, c);
     open++;
-    c->handler_->on_open(*c);
-    c->pump();
+    c->pump();  // on_open runs there: the connection is established
   }
   arm(*p->cpu, &timer, more ? now : listener->next_deadline(), now, fire);
 }

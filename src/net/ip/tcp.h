@@ -15,7 +15,8 @@
 // one allocation for its Tcb (with its rings), one for its TcpConn and handler.
 //
 // Applications are event handlers that run on the connection's CPU (the built-in
-// services in tcp_services.h): on_open once, on_readable when in-order bytes
+// services in tcp_services.h; tcp_socket.h for threads): on_open once when the
+// connection is established, on_readable when in-order bytes
 // wait, on_writable when send space opened up after a send() that did not take
 // everything or filled the send buffer, on_close once before the connection is
 // freed. A handler calls the
@@ -96,6 +97,12 @@ class TcpConn {
   size_t recv_available() const { return tcb_->recv_available(); }
   const tcp::FourTuple& tuple() const { return tcb_->tuple(); }
   tcp::TcpState state() const { return tcb_->state(); }
+  int error() const { return tcb_->error(); }
+  const tcp::TcpStats& stats() const { return tcb_->stats(); }
+  lwkt::Cpu& cpu() const;
+  // The connection no longer belongs to its listener (an application took it):
+  // stopping the listener leaves it alone.
+  void detach_from_listener();
 
  private:
   friend class Interface;
@@ -108,8 +115,9 @@ class TcpConn {
           std::unique_ptr<TcpHandler> h);
   bool pump();  // true if it freed this connection (closed): do not touch it then
   void destroy();
-  void kill();  // RST now, on_close, freed: for the owner's teardown  // unlinks and frees this
-                // connection (on its CPU)
+  void kill();  // RST now, on_close, freed: for the owner's teardown
+  void drop();  // on_close and freed without a word: the interface is stopping  // unlinks and
+                // frees this connection (on its CPU)
   static void fire(lwkt::Callout* c);
 
   Interface& ifp_;
@@ -122,6 +130,7 @@ class TcpConn {
   bool repump_ = false;         // set by a nested pump(): loop once more
   bool closing_ = false;        // on_close delivered; freed once the Tcb is closed
   bool eof_told_ = false;       // on_readable already ran for the end of stream
+  bool opened_ = false;         // on_open ran (the connection reached ESTABLISHED)
   TcpListen::PerCpu* origin_ = nullptr;
 };
 
