@@ -17,12 +17,6 @@ namespace {
 
 using namespace testing_util;
 
-std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
-  std::vector<uint8_t> v(n);
-  for (size_t i = 0; i < n; i++) v[i] = static_cast<uint8_t>(seed + i * 29);
-  return v;
-}
-
 struct MultiCpu : testing::Test {
   void SetUp() override {
     sys = MUST(lwkt::System::start({.ncpus = 3, .pin = false, .spin_ns = 10'000}));
@@ -68,7 +62,7 @@ TEST_F(MultiCpu, ManyFlows_SpreadOverBothCpus_DiscardCountsExact) {
   for (int round = 0; round < 3; round++) {
     for (size_t i = 0; i < socks.size(); i++) {
       size_t size = 1 + (i * 17 + size_t(round)) % 1400;
-      ASSERT_TRUE(socks[i]->sendto(kIpB, 9, pattern(size, uint8_t(i))).ok());
+      ASSERT_TRUE(socks[i]->sendto(kIpB, 9, seeded(size, uint8_t(i))).ok());
       bytes += size;
     }
     uint64_t want = (round + 1) * socks.size();
@@ -95,7 +89,7 @@ TEST_F(MultiCpu, SocketOnOneCpu_GetsFlowsHashedToTheOther) {
   for (int i = 0; i < 32; i++) {
     socks.push_back(MUST(UdpSocket::open(*a)));
     ASSERT_TRUE(socks.back()->bind(uint16_t(30000 + i)).ok());
-    ASSERT_TRUE(socks.back()->sendto(kIpB, 7777, pattern(100, uint8_t(i))).ok());
+    ASSERT_TRUE(socks.back()->sendto(kIpB, 7777, seeded(100, uint8_t(i))).ok());
   }
   std::vector<bool> seen(32);
   std::vector<uint8_t> buf(200);
@@ -106,7 +100,7 @@ TEST_F(MultiCpu, SocketOnOneCpu_GetsFlowsHashedToTheOther) {
     ASSERT_TRUE(i >= 0 && i < 32);
     EXPECT_FALSE(seen[size_t(i)]) << "duplicate from port " << r->from.port;
     seen[size_t(i)] = true;
-    auto want = pattern(100, uint8_t(i));
+    auto want = seeded(100, uint8_t(i));
     ASSERT_EQ(r->size, 100u);
     EXPECT_TRUE(std::equal(want.begin(), want.end(), buf.begin()));
   }
@@ -125,7 +119,7 @@ TEST_F(MultiCpu, FragmentedEcho_FromSocketsOnBothCpus) {
   std::vector<uint8_t> buf(10000);
   for (int i = 0; i < 4; i++) {
     auto s = MUST(UdpSocket::open(*a, {.proto = i % 2}));
-    auto msg = pattern(4000 + size_t(i) * 1000, uint8_t(i));
+    auto msg = seeded(4000 + size_t(i) * 1000, uint8_t(i));
     ASSERT_TRUE(s->sendto(kIpB, 7, msg).ok());
     auto r = s->recvfrom(buf, 5 * kSec);
     ASSERT_TRUE(r.ok()) << i << ": " << r.error().to_string();

@@ -1,10 +1,12 @@
 // Shared by the net/ip tests that run two stacks over a wire pair: addresses on
-// 198.18.0.0/24, a bounded poll, and a plain interface configuration.
+// 198.18.0.0/24, a bounded poll, a plain interface configuration, and payloads
+// whose every byte depends on a seed (so a mix-up or corruption shows).
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <thread>
+#include <vector>
 
 #include "net/ip/interface.h"
 
@@ -21,6 +23,12 @@ inline bool eventually(const std::function<bool()>& pred) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return pred();
+}
+
+inline std::vector<uint8_t> seeded(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; i++) v[i] = static_cast<uint8_t>(seed + i * 13);
+  return v;
 }
 
 inline InterfaceConfig config(wire::Ipv4Addr a, int32_t ifindex) {

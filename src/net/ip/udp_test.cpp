@@ -31,12 +31,6 @@ using wire::Ipv4Cidr;
 
 using namespace testing_util;
 
-std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
-  std::vector<uint8_t> v(n);
-  for (size_t i = 0; i < n; i++) v[i] = static_cast<uint8_t>(seed + i * 13);
-  return v;
-}
-
 struct UdpTwoStacks : testing::Test {
   void SetUp() override {
     sys = MUST(lwkt::System::start({.ncpus = 2, .pin = false, .spin_ns = 10'000}));
@@ -66,7 +60,7 @@ TEST_F(UdpTwoStacks, SendtoRecvfrom_ManySizes_BytesAndSourceIntact) {
   ASSERT_TRUE(sb->bind(6000).ok());
   std::vector<uint8_t> buf(2000);
   for (size_t size : {0, 1, 7, 512, 1000, 1471, 1472}) {
-    auto msg = pattern(size, uint8_t(size));
+    auto msg = seeded(size, uint8_t(size));
     ASSERT_TRUE(sa->sendto(kIpB, 6000, msg).ok()) << size;
     auto r = sb->recvfrom(buf, 5 * kSec);
     ASSERT_TRUE(r.ok()) << size << ": " << r.error().to_string();
@@ -120,7 +114,7 @@ TEST_F(UdpTwoStacks, Recvfrom_SmallBuffer_TruncatesAndReportsFullSize) {
   auto sa = MUST(UdpSocket::open(*a));
   auto sb = MUST(UdpSocket::open(*b));
   ASSERT_TRUE(sb->bind(6000).ok());
-  auto msg = pattern(100, 3);
+  auto msg = seeded(100, 3);
   ASSERT_TRUE(sa->sendto(kIpB, 6000, msg).ok());
   std::vector<uint8_t> buf(10);
   auto r = sb->recvfrom(buf, 5 * kSec);
@@ -139,7 +133,7 @@ TEST_F(UdpTwoStacks, RecvAsync_RepliesOnCallersPortWhenDatagramArrives) {
   m.reply_port = lwkt::my_port();
   sb->recv_async(&m);  // parked: nothing queued yet
   EXPECT_FALSE(m.done());
-  auto msg = pattern(33, 9);
+  auto msg = seeded(33, 9);
   ASSERT_TRUE(sa->sendto(kIpB, 6000, msg).ok());
   EXPECT_EQ(lwkt::waitmsg(&m), 0);
   EXPECT_EQ(m.result.size, 33u);
@@ -166,15 +160,15 @@ TEST_F(UdpTwoStacks, Connect_OnlyPeerDelivered_SendGoesToPeer) {
   ASSERT_TRUE(sb->bind(6000).ok());
   ASSERT_TRUE(sb->connect(kIpA, 5000).ok());
   resolve_arp();
-  EXPECT_EQ(sa->send(pattern(1, 1)).error().code(), ENOTCONN);
-  ASSERT_TRUE(other->sendto(kIpB, 6000, pattern(4, 4)).ok());  // not the peer
-  ASSERT_TRUE(sa->sendto(kIpB, 6000, pattern(5, 5)).ok());
+  EXPECT_EQ(sa->send(seeded(1, 1)).error().code(), ENOTCONN);
+  ASSERT_TRUE(other->sendto(kIpB, 6000, seeded(4, 4)).ok());  // not the peer
+  ASSERT_TRUE(sa->sendto(kIpB, 6000, seeded(5, 5)).ok());
   std::vector<uint8_t> buf(16);
   auto r = sb->recvfrom(buf, 5 * kSec);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->size, 5u);
   EXPECT_EQ(b->counters().dropped(IpDrop::kUdpNoSocket), 1u);
-  ASSERT_TRUE(sb->send(pattern(6, 6)).ok());
+  ASSERT_TRUE(sb->send(seeded(6, 6)).ok());
   auto back = sa->recvfrom(buf, 5 * kSec);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->from, (UdpEndpoint{kIpB, 6000}));
@@ -182,7 +176,7 @@ TEST_F(UdpTwoStacks, Connect_OnlyPeerDelivered_SendGoesToPeer) {
 
 TEST_F(UdpTwoStacks, UnboundPort_DroppedAsNoSocket) {
   auto sa = MUST(UdpSocket::open(*a));
-  ASSERT_TRUE(sa->sendto(kIpB, 6001, pattern(10, 1)).ok());
+  ASSERT_TRUE(sa->sendto(kIpB, 6001, seeded(10, 1)).ok());
   EXPECT_TRUE(eventually([&] { return b->counters().dropped(IpDrop::kUdpNoSocket) == 1; }));
 }
 
@@ -191,7 +185,7 @@ TEST_F(UdpTwoStacks, QueueFull_ExcessDroppedAndCounted_QueuedOnesIntact) {
   auto sb = MUST(UdpSocket::open(*b, {.queue_len = 4}));
   ASSERT_TRUE(sb->bind(6000).ok());
   resolve_arp();
-  for (uint8_t i = 0; i < 10; i++) ASSERT_TRUE(sa->sendto(kIpB, 6000, pattern(20, i)).ok());
+  for (uint8_t i = 0; i < 10; i++) ASSERT_TRUE(sa->sendto(kIpB, 6000, seeded(20, i)).ok());
   ASSERT_TRUE(eventually([&] {
     auto s = sb->stats();
     return s.rx_datagrams + s.rx_queue_full == 10;
@@ -202,7 +196,7 @@ TEST_F(UdpTwoStacks, QueueFull_ExcessDroppedAndCounted_QueuedOnesIntact) {
   for (uint8_t i = 0; i < 4; i++) {  // the first four, in order
     auto r = sb->recvfrom(buf, kSec);
     ASSERT_TRUE(r.ok());
-    auto want = pattern(20, i);
+    auto want = seeded(20, i);
     EXPECT_TRUE(std::equal(want.begin(), want.end(), buf.begin())) << int(i);
   }
 }
@@ -212,7 +206,7 @@ TEST_F(UdpTwoStacks, EchoService_ReturnsSameBytesFromPort7) {
   auto sa = MUST(UdpSocket::open(*a));
   std::vector<uint8_t> buf(2000);
   for (size_t size : {1, 512, 1472}) {
-    auto msg = pattern(size, 42);
+    auto msg = seeded(size, 42);
     ASSERT_TRUE(sa->sendto(kIpB, 7, msg).ok());
     auto r = sa->recvfrom(buf, 5 * kSec);
     ASSERT_TRUE(r.ok()) << size << ": " << r.error().to_string();
@@ -232,7 +226,7 @@ TEST_F(UdpTwoStacks, DiscardService_CountsDatagramsAndBytesExactly) {
   uint64_t bytes = 0;
   for (size_t i = 0; i < 200; i++) {
     size_t size = (i * 37) % 1473;
-    ASSERT_TRUE(sa->sendto(kIpB, 9, pattern(size, uint8_t(i))).ok());
+    ASSERT_TRUE(sa->sendto(kIpB, 9, seeded(size, uint8_t(i))).ok());
     bytes += size;
     if (i % 16 == 15) {  // paced: the wire pair's buffer is finite
       ASSERT_TRUE(eventually([&] { return discard->datagrams() == i + 1; }));
@@ -294,7 +288,7 @@ struct UdpRawPeer : testing::Test {
 TEST_F(UdpRawPeer, BadChecksum_DroppedAndCountedNeverDelivered) {
   auto s = MUST(UdpSocket::open(*ifp));
   ASSERT_TRUE(s->bind(6000).ok());
-  auto f = udp_frame(pattern(50, 1));
+  auto f = udp_frame(seeded(50, 1));
   f[42 + 10] ^= 0x40;  // a payload bit flips in flight
   send(f);
   ASSERT_TRUE(
@@ -307,7 +301,7 @@ TEST_F(UdpRawPeer, BadChecksum_DroppedAndCountedNeverDelivered) {
 TEST_F(UdpRawPeer, ZeroChecksum_MeansNoneAndIsAccepted) {
   auto s = MUST(UdpSocket::open(*ifp));
   ASSERT_TRUE(s->bind(6000).ok());
-  auto payload = pattern(50, 2);
+  auto payload = seeded(50, 2);
   auto f = udp_frame(payload);
   f[40] = f[41] = 0;  // "the sender computed none"
   send(f);
@@ -327,7 +321,7 @@ TEST_F(UdpRawPeer, StopWithParkedReceive_Ecanceled) {
   s->recv_async(&m);
   ifp->stop();
   EXPECT_EQ(lwkt::waitmsg(&m), ECANCELED);
-  EXPECT_EQ(s->sendto(kIpRaw, 1, pattern(1, 1)).error().code(), ECANCELED);
+  EXPECT_EQ(s->sendto(kIpRaw, 1, seeded(1, 1)).error().code(), ECANCELED);
 }
 
 // --- fragmentation and reassembly -----------------------------------------
@@ -341,7 +335,7 @@ TEST_F(UdpTwoStacks, Fragmented_4000_20000_65507_SocketToSocketAndThroughEcho) {
   ASSERT_TRUE(sb->bind(6000).ok());
   std::vector<uint8_t> buf(UdpSocket::kMaxPayload);
   for (size_t size : {4000, 20000, 65507}) {
-    auto msg = pattern(size, uint8_t(size));
+    auto msg = seeded(size, uint8_t(size));
     ASSERT_TRUE(sa->sendto(kIpB, 6000, msg).ok()) << size;
     auto r = sb->recvfrom(buf, 5 * kSec);
     ASSERT_TRUE(r.ok()) << size << ": " << r.error().to_string();
@@ -415,7 +409,7 @@ TEST_F(UdpFaulty, ReorderedAndDuplicatedFragments_DatagramsArriveIntact) {
   std::vector<uint8_t> buf(UdpSocket::kMaxPayload);
   const size_t sizes[] = {4000, 20000, 65507, 4000, 20000, 8000, 3000, 12345};
   for (size_t i = 0; i < std::size(sizes); i++)
-    ASSERT_TRUE(sa->sendto(kIpB, 6000, pattern(sizes[i], uint8_t(i))).ok());
+    ASSERT_TRUE(sa->sendto(kIpB, 6000, seeded(sizes[i], uint8_t(i))).ok());
   // Duplicated whole datagrams cannot happen (a duplicate fragment after completion
   // starts a new datagram that never completes), so exactly one of each arrives,
   // in any order: match by size and seed.
@@ -426,7 +420,7 @@ TEST_F(UdpFaulty, ReorderedAndDuplicatedFragments_DatagramsArriveIntact) {
     bool matched = false;
     for (size_t i = 0; i < std::size(sizes) && !matched; i++) {
       if (seen[i] || sizes[i] != r->size) continue;
-      auto want = pattern(sizes[i], uint8_t(i));
+      auto want = seeded(sizes[i], uint8_t(i));
       if (std::equal(want.begin(), want.end(), buf.begin())) matched = seen[i] = true;
     }
     EXPECT_TRUE(matched) << "datagram of " << r->size << " bytes matches nothing sent";
@@ -454,7 +448,7 @@ TEST_F(UdpFaulty, CorruptedDuplicatedReordered_WhatArrivesIsIntact) {
   constexpr uint32_t kCount = 400;
   for (uint32_t seq = 0; seq < kCount; seq++) {
     size_t size = 4 + (seq * 53) % 1400;
-    auto msg = pattern(size, uint8_t(seq));
+    auto msg = seeded(size, uint8_t(seq));
     std::memcpy(msg.data(), &seq, 4);
     ASSERT_TRUE(sa->sendto(kIpB, 6001, msg).ok());
   }
@@ -467,8 +461,7 @@ TEST_F(UdpFaulty, CorruptedDuplicatedReordered_WhatArrivesIsIntact) {
     delivered++;
     uint32_t seq = 0;
     std::memcpy(&seq, buf.data(), 4);
-    auto want =
-        seq < kCount ? pattern(4 + (seq * 53) % 1400, uint8_t(seq)) : std::vector<uint8_t>{};
+    auto want = seq < kCount ? seeded(4 + (seq * 53) % 1400, uint8_t(seq)) : std::vector<uint8_t>{};
     if (seq < kCount) std::memcpy(want.data(), &seq, 4);
     if (seq >= kCount || r->size != want.size() ||
         !std::equal(want.begin(), want.end(), buf.begin())) {
@@ -500,7 +493,7 @@ TEST_F(UdpFaulty, DroppedFragments_IncompleteDatagramsExpireCounted) {
   FaultCounts before = faulty->tx_faults();
   constexpr size_t kN = 40;
   for (size_t i = 0; i < kN; i++)
-    ASSERT_TRUE(sa->sendto(kIpB, 6000, pattern(4000, uint8_t(i))).ok());
+    ASSERT_TRUE(sa->sendto(kIpB, 6000, seeded(4000, uint8_t(i))).ok());
   // Every fragment that got through reached B, and every datagram B started is
   // either completed or expired by the callout.
   ASSERT_TRUE(eventually([&] {
@@ -524,7 +517,7 @@ TEST_F(UdpFaulty, DroppedFragments_IncompleteDatagramsExpireCounted) {
     ASSERT_EQ(r->size, 4000u);
     bool any = false;
     for (size_t i = 0; i < kN && !any; i++) {
-      auto want = pattern(4000, uint8_t(i));
+      auto want = seeded(4000, uint8_t(i));
       any = std::equal(want.begin(), want.end(), buf.begin());
     }
     EXPECT_TRUE(any);
