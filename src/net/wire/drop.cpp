@@ -8,7 +8,7 @@ namespace {
 
 constexpr std::array<std::string_view, static_cast<size_t>(WireDrop::kCount)> kNames = {
     "truncated",    "bad_version", "bad_header_length", "bad_length",
-    "bad_checksum", "unsupported", "malformed",   "bad_option",
+    "bad_checksum", "unsupported", "malformed",         "bad_option",
 };
 
 }  // namespace
