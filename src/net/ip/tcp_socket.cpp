@@ -44,7 +44,9 @@ struct SocketState {
   Op* recv_op = nullptr;
   Op* connect_op = nullptr;
   // Inside try_send/try_recv: the connection's send/recv pump it, which may call
-  // the handler back; those nested events are ignored (the outer call carries on).
+  // the handler back; those nested events are ignored (the outer call carries on),
+  // and a nested on_close leaves the op under way to that call: a recv that takes
+  // the last bytes of a connection that is over frees it, yet returns those bytes.
   bool busy = false;
 
   void finish(Op*& slot, int err) {
@@ -60,10 +62,10 @@ struct SocketState {
       auto r = conn->send(op->out.subspan(op->done));
       busy = false;
       if (!r.ok()) return finish(send_op, r.error().code());
-      if (*r == 0) return;  // full: on_writable resumes
       op->done += *r;
+      if (*r == 0 && conn) return;  // full: on_writable resumes
     }
-    if (!conn) return finish(send_op, error ? error : EPIPE);
+    if (op->done < op->out.size()) return finish(send_op, error ? error : EPIPE);
     finish(send_op, 0);
   }
   void try_recv() {
@@ -110,6 +112,7 @@ class SocketHandler final : public TcpHandler {
       int e = s_->connect_op->error ? s_->connect_op->error : (c.error() ? c.error() : ECONNRESET);
       s_->finish(s_->connect_op, e);
     }
+    if (s_->busy) return;  // try_send/try_recv sees conn gone and finishes its op
     if (s_->send_op) s_->finish(s_->send_op, s_->error ? s_->error : EPIPE);
     if (s_->recv_op) s_->finish(s_->recv_op, s_->error);
   }

@@ -400,6 +400,91 @@ wire::TcpRepr rst_to_a(const Tcb* a, uint32_t seq) {
   return r;
 }
 
+// The active closer reads the peer's last data slowly, after the peer (LAST_ACK
+// acknowledged) has already freed its connection. Reading must not send window
+// updates then: the peer is gone, its RST would end our TIME_WAIT (and the
+// socket layer freed the connection with the unread bytes).
+TEST(TcpConn, ReadAfterPeersFin_NoWindowUpdateForTheGonePeer) {
+  Sim s;
+  auto [a, b] = open_pair(s);
+  ASSERT_TRUE(b);
+  MUST(a->shutdown_write());
+  std::vector<uint8_t> got_b, got_a;
+  ASSERT_TRUE(s.run_until([&] { return drain(b, &got_b) && a->state() == TcpState::kFinWait2; },
+                          10 * kSec));
+  auto data = pattern(200'000, 21);
+  ASSERT_EQ(MUST(b->send(data)), data.size());
+  b->close();
+  ASSERT_TRUE(s.run_until([&] { return b->is_closed(); }, 10 * kSec));
+  ASSERT_EQ(a->state(), TcpState::kTimeWait);
+  ASSERT_EQ(a->recv_available(), data.size());  // nothing read yet
+  s.b().tcbs.clear();                           // B frees its connection
+  size_t sent = s.a().sent.size();
+  std::array<uint8_t, 1000> buf;
+  for (int i = 0; i < 1000 && a->recv_available() > 0; i++) {
+    got_a.insert(got_a.end(), buf.begin(), buf.begin() + static_cast<long>(MUST(a->recv(buf))));
+    s.advance(kMs);
+  }
+  EXPECT_TRUE(got_a == data) << got_a.size() << " of " << data.size();
+  EXPECT_EQ(MUST(a->recv(buf)), 0u);
+  EXPECT_EQ(s.a().sent.size(), sent) << "A sent a segment after the peer's FIN was acked";
+  EXPECT_EQ(a->state(), TcpState::kTimeWait);
+  EXPECT_EQ(a->stats().resets_in, 0u);
+}
+
+// An orderly end (error 0) with bytes the application has not read: the Tcb is
+// CLOSED but may not be freed, since its receive ring is the socket buffer; recv()
+// still returns the bytes, then end of stream, and then (or after close()) it may.
+TEST(TcpConn, OrderlyEndWithUnreadData_KeptUntilReadOrClosed) {
+  for (int how = 0; how < 4; how++) {
+    SCOPED_TRACE(how);
+    Sim s;
+    s.link.delay_ns = 0;
+    auto [a, b] = open_pair(s);
+    ASSERT_TRUE(b);
+    auto data = pattern(5000, 22 + uint64_t(how));
+    Tcb* reader = a;
+    if (how == 0) {
+      // B's data and FIN reach A in FIN_WAIT_2; TIME_WAIT runs out unread.
+      MUST(a->shutdown_write());
+      ASSERT_TRUE(s.run_until([&] { return a->state() == TcpState::kFinWait2; }, 10 * kSec));
+      MUST(b->send(data));
+      MUST(b->shutdown_write());
+      ASSERT_TRUE(s.run_until([&] { return a->state() == TcpState::kTimeWait; }, 10 * kSec));
+      s.advance(61 * kSec);
+    } else if (how == 1) {
+      // The same, but an exact RST ends TIME_WAIT (the peer freed its side).
+      MUST(a->shutdown_write());
+      ASSERT_TRUE(s.run_until([&] { return a->state() == TcpState::kFinWait2; }, 10 * kSec));
+      MUST(b->send(data));
+      MUST(b->shutdown_write());
+      ASSERT_TRUE(s.run_until([&] { return a->state() == TcpState::kTimeWait; }, 10 * kSec));
+      s.drop_all();
+      s.inject(0, rst_to_a(a, s.a().sent.back().ack));
+    } else {
+      // A got B's data and FIN, and shut down its own side without reading: the
+      // ACK of its FIN ends the connection (LAST_ACK -> CLOSED).
+      MUST(b->send(data));
+      MUST(b->shutdown_write());
+      ASSERT_TRUE(s.run_until([&] { return a->state() == TcpState::kCloseWait; }, 10 * kSec));
+      MUST(a->shutdown_write());
+      ASSERT_TRUE(s.run_until([&] { return a->state() == TcpState::kClosed; }, 10 * kSec));
+    }
+    ASSERT_EQ(reader->state(), TcpState::kClosed);
+    EXPECT_EQ(reader->error(), 0);
+    EXPECT_FALSE(reader->is_closed()) << "freeable with " << reader->recv_available() << " unread";
+    if (how == 3) {
+      reader->close();  // the application gives up the bytes
+      EXPECT_TRUE(reader->is_closed());
+      continue;
+    }
+    std::vector<uint8_t> got;
+    EXPECT_TRUE(drain(reader, &got));
+    EXPECT_TRUE(got == data) << got.size() << " of " << data.size();
+    EXPECT_TRUE(reader->is_closed());
+  }
+}
+
 TEST(TcpConn, RstInEverySynchronizedState_ExactResetsInWindowChallenges) {
   for (TcpState st :
        {TcpState::kEstablished, TcpState::kFinWait1, TcpState::kFinWait2, TcpState::kCloseWait,

@@ -126,10 +126,12 @@ Result<size_t> Tcb::recv(std::span<uint8_t> out) {
   if (!rcv_buf_.empty()) {
     size_t n = rcv_buf_.read(out);
     // Window update (RFC 9293 §3.8.6.2.2): tell the peer once the right edge can
-    // move by enough to matter (this also reopens a zero window).
+    // move by enough to matter (this also reopens a zero window). Not after its FIN:
+    // it sends nothing more, and it may be gone already, answering with an RST
+    // that would end our TIME_WAIT.
     uint32_t thr = std::min<uint32_t>(cfg_.recv_buffer / 2, 2u * cfg_.mss);
     uint32_t edge = rcv_nxt_ + static_cast<uint32_t>(rcv_buf_.free());
-    if (tcp_synchronized(state_) && seq_ge(edge, rcv_adv_ + thr)) ack_now_ = true;
+    if (tcp_synchronized(state_) && !fin_received_ && seq_ge(edge, rcv_adv_ + thr)) ack_now_ = true;
     return n;
   }
   if (fin_received_) return size_t{0};
@@ -162,13 +164,16 @@ Status Tcb::shutdown_write() {
 void Tcb::close() {
   if (user_closed_) return;
   user_closed_ = true;
+  if (state_ == TcpState::kClosed) {  // never opened, or over and kept for its unread bytes
+    reset(0);
+    return;
+  }
   if (!rcv_buf_.empty()) {  // unread data: RFC 9293 §3.10.4 allows, RFC 2525 asks, RST
     abort();
     return;
   }
   switch (state_) {
     case TcpState::kSynSent:
-    case TcpState::kClosed:
     case TcpState::kListen:
       reset(0);
       return;

@@ -28,7 +28,10 @@
 //     receive side (unread or later-arriving data resets the connection, RFC 9293
 //     §3.10.4); abort() sends RST and closes now.
 //   - is_closed(): the owner may free the Tcb (after folding stats() into its
-//     aggregate).
+//     aggregate). The receive ring is the application's socket buffer, so after an
+//     orderly end (CLOSED with error() 0: LAST_ACK acknowledged, TIME_WAIT over or
+//     reset) the Tcb stays until the application has read every byte (recv()
+//     returns them, then 0) or called close(); a failed connection may go at once.
 #pragma once
 
 #include <cstddef>
@@ -140,7 +143,10 @@ class Tcb {
   }
 
   TcpState state() const { return state_; }
-  bool is_closed() const { return state_ == TcpState::kClosed && !send_rst_; }
+  bool is_closed() const {
+    return state_ == TcpState::kClosed && !send_rst_ &&
+           (rcv_buf_.empty() || user_closed_ || error_ != 0);
+  }
   // 0, or ECONNRESET / ECONNREFUSED / ETIMEDOUT once the connection failed.
   int error() const { return error_; }
   const FourTuple& tuple() const { return tuple_; }
