@@ -108,6 +108,7 @@ T sqlite3 "$mnt/db.sqlite" <"$tmp/sql" >"$tmp/sqlite.err" 2>&1 || fail "sqlite3 
 step "fio --verify=crc32c, 4 jobs on one file"
 T fio --name=verify --filename="$mnt/fio.dat" --size=8M --offset_increment=8M --numjobs=4 \
   --rw=randwrite --bs=4k --ioengine=psync --verify=crc32c --do_verify=1 --verify_fatal=1 \
+  --verify_state_save=0 \
   --group_reporting >"$tmp/fio.err" 2>&1 || fail "fio verify: $(grep -i -m3 'verify\|err' "$tmp/fio.err")"
 grep -q "err= 0" "$tmp/fio.err" || fail "fio reported errors"
 rm -f "$mnt/fio.dat"
