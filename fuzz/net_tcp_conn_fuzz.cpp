@@ -19,6 +19,7 @@
 #include <memory>
 #include <span>
 #include <vector>
+#include "byte_reader.h"
 #include "net/tcp/seq.h"
 #include "net/tcp/tcb.h"
 #include "net/wire/byte_order.h"
@@ -34,18 +35,7 @@ namespace {
 constexpr uint32_t kIss = 0xfffffe00u;  // wraps during the run
 constexpr uint32_t kPeerIss = 0x7ffffff0u;
 
-struct Reader {
-  const uint8_t* p;
-  size_t n;
-  bool empty() const { return n == 0; }
-  uint8_t u8() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
-  uint16_t u16() { return static_cast<uint16_t>(u8() << 8 | u8()); }
-  uint32_t u32() { return uint32_t{u16()} << 16 | u16(); }
-};
+using Reader = dfly::fuzz::ByteReader;
 
 struct Harness {
   std::unique_ptr<Tcb> a, b;  // a: under test; b: its real peer

@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <vector>
+#include "byte_reader.h"
 #include "net/tcp/listener.h"
 #include "net/wire/tcp.h"
 
@@ -18,18 +19,7 @@ using namespace dfly::net::wire::tcp_flags;
 
 namespace {
 
-struct Reader {
-  const uint8_t* p;
-  size_t n;
-  bool empty() const { return n == 0; }
-  uint8_t u8() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
-  uint16_t u16() { return static_cast<uint16_t>(u8() << 8 | u8()); }
-  uint32_t u32() { return uint32_t{u16()} << 16 | u16(); }
-};
+using Reader = dfly::fuzz::ByteReader;
 
 void check(bool ok) {
   if (!ok) __builtin_trap();
