@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # dfly as a router between two Linux network namespaces whose only path is dfly:
 #   ns1 (198.18.20.1) --TAP rt0-- dfly (198.18.20.2 | 198.18.21.2, 2 CPUs) --TAP rt1-- ns2 (198.18.21.1)
-# The TAPs are created by `dfly stack run` in a private namespace, then their
+# The TAPs are created by `dfly stack run` in a private namespace (with a private
+# /run/netns, so nothing outlives the test), then their
 # kernel ends are moved into ns1 and ns2. Checks: ping both ways (with fragments),
 # a bounded ping flood, UDP through socat, and that `dfly stack route del` stops
 # traffic at once (and `route add` brings it back), read from `dfly stack stats`.
 # usage: router_test.sh PATH/TO/dfly      (needs root; exit 77 = skipped)
 set -u
 dfly="$(readlink -f "$1")"
-if [ "$(id -u)" != 0 ] || [ ! -c /dev/net/tun ]; then
-  echo "skipped: needs root and /dev/net/tun"
-  exit 77
-fi
-exec timeout 150 unshare --net --fork --kill-child bash -s "$dfly" <<'INNER'
+lib="$(dirname "$(readlink -f "$0")")/netns_test_lib.sh"
+. "$lib"
+need_root_tun
+exec timeout 150 unshare --net --mount --fork --kill-child bash -s "$dfly" "$lib" <<'INNER'
 set -u
 dfly="$1"
+. "$2"  # fail, wait_link
+# Named namespaces live under /run/netns: give this test a private one, so they
+# vanish with the test even if it is killed before its trap runs.
+mount --make-rprivate / && mkdir -p /run/netns && mount -t tmpfs dfly-netns /run/netns ||
+  { echo "FAIL: private /run/netns"; exit 1; }
 tmp=$(mktemp -d)
 ns1="dfly-rt1-$$"
 ns2="dfly-rt2-$$"
@@ -28,8 +33,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; cat "$tmp"/*.err 2>/dev/null; exit 1; }
-wait_link() { for _ in $(seq 200); do ip link show "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 ip netns add "$ns1" || fail "ip netns add"
 ip netns add "$ns2" || fail "ip netns add"
 ctl="$tmp/ctl.sock"

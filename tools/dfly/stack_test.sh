@@ -10,19 +10,17 @@
 # usage: stack_test.sh PATH/TO/dfly      (needs root; exit 77 = skipped)
 set -u
 dfly="$(readlink -f "$1")"
-if [ "$(id -u)" != 0 ] || [ ! -c /dev/net/tun ]; then
-  echo "skipped: needs root and /dev/net/tun"
-  exit 77
-fi
-exec timeout 120 unshare --net --fork --kill-child bash -s "$dfly" <<'INNER'
+lib="$(dirname "$(readlink -f "$0")")/netns_test_lib.sh"
+. "$lib"
+need_root_tun
+exec timeout 120 unshare --net --fork --kill-child bash -s "$dfly" "$lib" <<'INNER'
 set -u
 dfly="$1"
+. "$2"  # fail, wait_link
 tmp=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; cat "$tmp"/*.err 2>/dev/null; exit 1; }
-wait_link() { for _ in $(seq 200); do ip link show "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 ip link set lo up
 
 "$dfly" stack run --tap dfly0 --addr 198.18.0.2/24 --seconds 60 --json --pcap "$tmp/run.pcap" \
