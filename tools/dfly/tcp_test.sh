@@ -32,6 +32,7 @@ printf x >"$tmp/www/one"
 head -c 4097 /dev/urandom >"$tmp/www/sub/odd"
 head -c 1048583 /dev/urandom >"$tmp/www/mib"
 head -c 67108864 /dev/urandom >"$tmp/www/big"
+echo spaced >"$tmp/www/with space"
 echo secret >"$tmp/outside"
 ln -s ../outside "$tmp/www/link-out"
 "$dfly" stack run --tap dtcp0 --addr 198.18.3.2/24 --cpus 2 --http "$tmp/www" --tcp-echo \
@@ -50,12 +51,14 @@ done
 echo "ok: curl fetched 0 B, 1 B, 4097 B, 1 MiB + 7 and 64 MiB with matching sha256"
 code() { curl -s -m 10 -o /dev/null -w '%{http_code}' "$@"; }
 [ "$(code "$url/nope")" = 404 ] || fail "missing file not 404"
+[ "$(curl -sS -m 10 "$url/with%20space")" = spaced ] || fail "percent-encoded path"
+[ "$(code "$url/a%00b")" = 400 ] || fail "NUL escape not 400"
 [ "$(code --path-as-is "$url/../outside")" = 404 ] || fail "path traversal not refused"
 [ "$(code "$url/link-out")" = 404 ] || fail "symlink out of the root not refused"
 [ "$(code -X POST -d x "$url/one")" = 405 ] || fail "POST not 405"
 len=$(curl -sS -m 10 -I "$url/mib" | tr -d '\r' | sed -n 's/^Content-Length: //p')
 [ "$len" = 1048583 ] || fail "HEAD Content-Length $len"
-echo "ok: 404, traversal and symlink escapes refused, 405 for POST, HEAD gives the length"
+echo "ok: 404, traversal and symlink escapes refused, %-escapes decoded (%00 is 400), 405 for POST, HEAD gives the length"
 
 head -c 8388608 /dev/urandom >"$tmp/echo.in"
 timeout 60 socat -t 10 - TCP:198.18.3.2:7 <"$tmp/echo.in" >"$tmp/echo.out" 2>>"$tmp/socat.err" ||
@@ -95,7 +98,7 @@ import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["tcp_discard"]["bytes_in"] == 16777216, j["tcp_discard"]
 assert j["tcp_echo"]["bytes_in"] == 8388608 and j["tcp_echo"]["bytes_out"] == 8388608, j["tcp_echo"]
-assert j["http"]["requests"] >= 211, j["http"]
+assert j["http"]["requests"] >= 213, j["http"]
 assert j["tcp_out"] > 0 and j["tcp_in"] > 0
 PY
 echo "ok: stats agree (discard 16777216 bytes, echo 8388608 each way, $(python3 -c "import json;print(json.load(open('$tmp/stats.json'))['http']['requests'])") HTTP requests)"

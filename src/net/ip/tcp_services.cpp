@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "net/ip/http_request.h"
+
 namespace dfly::net::ip {
 
 class ServiceHandler final : public TcpHandler {
@@ -129,18 +131,12 @@ class ServiceHandler final : public TcpHandler {
 
   void http_request(TcpConn& c, std::string_view req) {
     s_.requests_.fetch_add(1, std::memory_order_relaxed);
-    size_t eol = req.find_first_of("\r\n");
-    std::string_view line = req.substr(0, eol);
-    size_t sp1 = line.find(' '), sp2 = line.rfind(' ');
-    if (sp1 == std::string_view::npos || sp2 == sp1 || line.substr(sp2 + 1).rfind("HTTP/1.", 0))
-      return respond_error(c, 400, "Bad Request");
-    std::string_view method = line.substr(0, sp1), target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    head_ = method == "HEAD";
-    if (method != "GET" && !head_) return respond_error(c, 405, "Method Not Allowed");
-    if (size_t q = target.find_first_of("?#"); q != std::string_view::npos)
-      target = target.substr(0, q);
-    if (target.empty() || target[0] != '/') return respond_error(c, 400, "Bad Request");
-    std::string path = s_.root_ + std::string(target);
+    auto r = parse_http_request(req);
+    if (!r.ok() && r.error().code() == EOPNOTSUPP)
+      return respond_error(c, 405, "Method Not Allowed");
+    if (!r.ok()) return respond_error(c, 400, "Bad Request");
+    head_ = r->head;
+    std::string path = s_.root_ + r->path;
     if (path.back() == '/') path += "index.html";
     char real[PATH_MAX];
     struct stat st;
