@@ -20,6 +20,10 @@
 // VFS still references it (open files); the VFS calls forget(ino) once it holds no
 // reference, and only then may the inode be freed. The VFS always holds a reference
 // across unlink, rmdir and rename-over, so every such inode reaches forget().
+//
+// Coherent filesystems (the cluster client): data and attributes may change on other
+// nodes, so the VFS may cache only what a cache state granted by the filesystem's
+// home node covers. See "Coherent filesystems" below the Filesystem class.
 #pragma once
 
 #include <sys/stat.h>
@@ -34,6 +38,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "ccms/ccms.h"
 
 namespace dfly::vfs {
 
@@ -105,6 +110,52 @@ struct Bio {
 inline constexpr unsigned kRenameNoReplace = 1;
 inline constexpr unsigned kRenameExchange = 2;
 
+// What the kernel (FUSE) may cache for a filesystem; see Filesystem::cache_policy.
+struct CachePolicy {
+  double attr_timeout = 1.0;   // seconds the kernel trusts attributes
+  double entry_timeout = 1.0;  // seconds it trusts a name -> inode lookup
+  // Keep the kernel's page cache across opens (FOPEN_KEEP_CACHE). false: direct I/O,
+  // every read and write reaches the VFS (private mmap still works, shared does not).
+  bool kernel_data_cache = true;
+};
+
+// Offset of the attribute token in every inode's dataspace: [kAttrOffset, kAttrOffset
+// + 1). SHARED there: this node may trust its cached size and times. EXCLUSIVE or
+// MODIFIED: it may change them (extending write, truncate, setattr). File data offsets
+// are < 2^60 (larger is EFBIG) and data range locks end at 2^60 at most, so data
+// ranges never meet it.
+inline constexpr uint64_t kAttrOffset = 1ull << 62;
+inline constexpr ccms::Range kAttrRange{kAttrOffset, kAttrOffset + 1};
+// Every data range the VFS acquires or locks lies in [0, kDataEnd).
+inline constexpr uint64_t kDataEnd = 1ull << 60;
+
+// Implemented by the VFS and handed to a coherent filesystem by attach(): how the
+// filesystem (its home node) makes this node give up cached state. Thread-safe.
+class CacheControl {
+ public:
+  virtual ~CacheControl() = default;
+  // Revocation: lower this node's state on [r) of ino to `to`. Before returning: waits
+  // for the local operations holding range locks in r (they never wait for the home
+  // node: see acquire()), writes MODIFIED dirty pages in r back through strategy()
+  // (and, for the attribute token, a changed size and mtime through setattr()), drops
+  // the cached pages in r when to == kInvalid (and marks the cached size stale when
+  // the attribute token goes to kInvalid), then has the kernel drop its cached pages
+  // in r / its cached attributes (FUSE notify; see Vfs::set_kernel_hooks).
+  // Data parts of r are rounded out to the VFS's 64 KiB granules (lowering more than
+  // asked is always safe; the home may simply grant it again later). No vnode for
+  // ino (nothing cached, nothing dirty): returns at once. Errors: a failed write-back
+  // is returned (the data is dropped anyway when to == kInvalid and reported again
+  // by the next fsync of ino). Call from any thread except one inside a VFS call
+  // (or a kernel request) on ino, e.g. the cluster client's receive thread.
+  virtual Status lower(Ino ino, ccms::Range r, ccms::State to) = 0;
+  // The name `name` in directory `dir` may have changed elsewhere: drops any VFS
+  // name-cache entry and has the kernel drop its dentry. Never blocks on I/O.
+  virtual void invalidate_entry(Ino dir, std::string_view name) = 0;
+  // ino's attributes changed elsewhere outside the attribute token (e.g. nlink after
+  // a link or unlink on another node): has the kernel drop its cached attributes.
+  virtual void invalidate_attr(Ino ino) = 0;
+};
+
 class Filesystem {
  public:
   virtual ~Filesystem() = default;
@@ -156,6 +207,69 @@ class Filesystem {
   virtual Status fallocate(Ino ino, int mode, uint64_t off, uint64_t len);
   // SEEK_DATA / SEEK_HOLE. Default: all data up to the size (ENXIO at or past it).
   virtual Result<uint64_t> seek_data(Ino ino, uint64_t off, int whence);
+
+  // ---- Coherent filesystems (see below). Defaults: not coherent. ----
+  virtual bool coherent() const { return false; }
+  // Called once by the Vfs constructor (every filesystem, coherent or not); cc lives
+  // as long as the Vfs. A coherent filesystem keeps it to revoke states.
+  virtual void attach(CacheControl* cc);
+  // coherent() only. Before caching or changing [r) of ino the VFS needs at least
+  // state `want` there (kShared or kExclusive). Call done(granted) with granted >=
+  // want for exactly r, or done(error), exactly once, from any thread, possibly
+  // before returning. The VFS calls this holding no lock of its own, and waits.
+  // Default: done(kModified) (this node is its own home).
+  virtual void acquire(Ino ino, ccms::Range r, ccms::State want,
+                       std::function<void(Result<ccms::State>)> done);
+  // The VFS dropped its vnode for ino (it wrote back all dirty data first, unless
+  // the inode has no names left): this node caches nothing of ino any more and the
+  // filesystem may give up ino's states. forget() is still called afterwards.
+  virtual void drop_states(Ino ino);
+  // What the FUSE bridge lets the kernel cache. Default: CachePolicy{} (1 s timeouts,
+  // kernel page cache kept), or for a coherent filesystem 0 s timeouts and no kernel
+  // page cache (direct I/O). A coherent filesystem may allow more: revocations reach
+  // the kernel through CacheControl (fuse notify), but a notify for a page that a
+  // kernel READ has locked waits for that READ, so the filesystem must serve a read
+  // from the same node while it waits in lower() for that range.
+  virtual CachePolicy cache_policy() const;
 };
+
+// Coherent filesystems
+// ====================
+// When coherent() is true every VM object's CCMS dataspace is owned by the VFS for
+// this filesystem and starts kInvalid everywhere. The VFS asks acquire() for states:
+//   read:        data [off, off+len) rounded to 64 KiB granules SHARED, then the
+//                attribute token SHARED (to clip at the size, refetched through
+//                getattr() after the token was lost);
+//   write:       data EXCLUSIVE (the range becomes MODIFIED when dirtied), the
+//                attribute token SHARED, or EXCLUSIVE when the write extends the
+//                file or appends (then it becomes MODIFIED: the new size is pushed
+//                with setattr(kSize|kMtime|kCtime) when the token is lowered);
+//   truncate:    data [size rounded down, kDataEnd) and the attribute token
+//                EXCLUSIVE, then setattr() as before;
+//   getattr:     the attribute token SHARED, then getattr() (the filesystem may
+//                answer from its own cache while this node holds the token);
+//   setattr, fallocate (extend): the attribute token EXCLUSIVE.
+// Lock order: data range first, then the attribute token. No VFS thread holds a
+// range lock while it waits in acquire(): if a lock finds its state missing the VFS
+// drops its locks, calls acquire() and retries. So a revocation (CacheControl::lower)
+// waits only for local operations that are already running, and the home may revoke
+// from this node while this node's own acquire() is pending.
+//
+// Ordering the home must keep: done(granted) for a grant and a later revocation of
+// it (lower()) on overlapping ranges must be delivered in that order (e.g. both on one
+// connection, processed by one thread; done() never blocks). The VFS raises only
+// the parts of r below `granted` (it keeps higher states it holds there), so the home
+// must record max(what it granted before, granted) per range. Strategy, getattr and
+// setattr calls issued from inside lower() (write-back) must be served while the
+// revocation that caused them is outstanding.
+//
+// Namespace: the VFS does not cache names for a coherent filesystem (its lookup()
+// goes to the filesystem every time, which may cache directories under its own
+// tokens). Namespace operations on another node that change a name or an inode's
+// nlink/ctime must be followed by CacheControl::invalidate_entry / invalidate_attr
+// here, before the operation returns on that other node.
+//
+// Known relaxation: a non-extending write changes mtime only in this node's cache
+// until write-back (fsync, flusher, or revocation of the data range).
 
 }  // namespace dfly::vfs

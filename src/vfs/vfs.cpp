@@ -13,6 +13,13 @@
 // The flusher wakes every flush_interval_ms, or when a throttled caller kicks it,
 // writes back every dirty vnode and, above 90% of the cache bound, evicts clean
 // pages until under 80%. Callers over the bound wait for it (Cache::throttle).
+//
+// Coherent filesystems: Impl is the CacheControl handed to Filesystem::attach. A
+// revocation pins the vnode (Vnode::pins) rather than referencing it, lowers the VM
+// object's states (vm_object.cpp), and only then, holding no VFS lock, calls the
+// kernel hooks; hooks_mu keeps set_kernel_hooks from retiring hooks in use. The name
+// cache is bypassed: names can change on other nodes and only the filesystem can
+// revalidate them.
 #include "vfs/vfs.h"
 
 #include <fcntl.h>
@@ -60,10 +67,20 @@ Result<uint64_t> Filesystem::seek_data(Ino ino, uint64_t off, int whence) {
   if (off >= a.size) return Error(ENXIO, "vfs: lseek: at or past the end of file");
   return whence == SEEK_DATA ? off : a.size;
 }
+void Filesystem::attach(CacheControl*) {}
+void Filesystem::acquire(Ino, ccms::Range, ccms::State,
+                         std::function<void(Result<ccms::State>)> done) {
+  done(ccms::State::kModified);
+}
+void Filesystem::drop_states(Ino) {}
+CachePolicy Filesystem::cache_policy() const {
+  if (coherent()) return {0.0, 0.0, false};
+  return {};
+}
 
-class Vfs::Impl {
+class Vfs::Impl final : public CacheControl {
  public:
-  Impl(Filesystem& fs, const CacheConfig& config) : fs(fs), cache(config) {
+  Impl(Filesystem& fs, const CacheConfig& config) : fs(fs), coherent(fs.coherent()), cache(config) {
     cache.kick = [this] { kick(); };
     flusher = std::thread([this] { run_flusher(); });
   }
@@ -124,13 +141,15 @@ class Vfs::Impl {
     {
       std::unique_lock ns(ns_mu);  // no lookup between its fs call and get()
       {
-        std::lock_guard g(mu);
+        std::unique_lock g(mu);
         if (vp->refs) {  // revived by a lookup while we flushed
           vp->dying = false;
           return;
         }
         table.erase(vp->ino);
+        unpinned.wait(g, [&] { return vp->pins == 0; });  // revocations in progress
       }
+      if (coherent) fs.drop_states(vp->ino);
       fs.forget(vp->ino);
     }
     delete vp;
@@ -185,9 +204,64 @@ class Vfs::Impl {
     }
   }
 
+  // ---- CacheControl (coherent filesystems) ----
+  Vnode* pin(Ino ino) {
+    std::lock_guard g(mu);
+    auto it = table.find(ino);
+    if (it == table.end()) return nullptr;
+    ++it->second->pins;
+    return it->second;
+  }
+  void unpin(Vnode* vp) {
+    {
+      std::lock_guard g(mu);
+      if (--vp->pins) return;
+    }
+    unpinned.notify_all();
+  }
+  Status lower(Ino ino, ccms::Range r, ccms::State to) override {
+    Vnode* vp = pin(ino);
+    if (!vp) return {};
+    ccms::Range kdata;
+    bool kattr = false;
+    Status s = vp->vm.lower(r, to, &kdata, &kattr);
+    if (!kdata.empty() || kattr) {
+      std::shared_lock h(hooks_mu);
+      if (hooks && !kdata.empty())
+        hooks->inval_data(*vp, kdata.beg, kdata.end >= kDataEnd ? 0 : kdata.end - kdata.beg);
+      else if (hooks)
+        hooks->inval_attr(*vp);
+    }
+    unpin(vp);
+    return s;
+  }
+  void invalidate_entry(Ino dir, std::string_view name) override {
+    names.remove(dir, name);
+    Vnode* vp = pin(dir);
+    if (!vp) return;
+    {
+      std::shared_lock h(hooks_mu);
+      if (hooks) hooks->inval_entry(*vp, name);
+    }
+    unpin(vp);
+  }
+  void invalidate_attr(Ino ino) override {
+    Vnode* vp = pin(ino);
+    if (!vp) return;
+    {
+      std::shared_lock h(hooks_mu);
+      if (hooks) hooks->inval_attr(*vp);
+    }
+    unpin(vp);
+  }
+
   Filesystem& fs;
+  const bool coherent;
   Cache cache;
-  NameCache names;
+  NameCache names;                   // unused when coherent
+  std::condition_variable unpinned;  // with mu: a vnode's pins dropped to zero
+  std::shared_mutex hooks_mu;
+  KernelHooks* hooks = nullptr;  // guarded by hooks_mu
   // Shared by a lookup from its filesystem call until its vnode is in the table;
   // exclusive while a vnode leaves the table and its inode is forgotten. Otherwise a
   // lookup could resolve a name just before its removal and then instantiate a
@@ -248,11 +322,19 @@ void VnodeRef::reset() {
 }
 
 Vfs::Vfs(std::unique_ptr<Filesystem> fs, CacheConfig config)
-    : fs_(std::move(fs)), impl_(std::make_unique<Impl>(*fs_, config)) {}
+    : fs_(std::move(fs)), impl_(std::make_unique<Impl>(*fs_, config)) {
+  fs_->attach(impl_.get());
+}
 
 Vfs::~Vfs() {
   impl_->sync().ignore_error_on_purpose();  // nowhere left to report it
+  fs_->attach(nullptr);                     // no revocation may reach a dying Impl
   impl_.reset();
+}
+
+void Vfs::set_kernel_hooks(KernelHooks* hooks) {
+  std::unique_lock h(impl_->hooks_mu);
+  impl_->hooks = hooks;
 }
 
 Result<VnodeRef> Vfs::root() {
@@ -278,6 +360,11 @@ Result<VnodeRef> Vfs::lookup(Vnode& dir, std::string_view name) {
   TRY(check_name(name));
   if (dir.type != S_IFDIR) return Error(ENOTDIR, "vfs: lookup in a non-directory");
   if (name == ".") return impl_->ref(dir);
+  if (impl_->coherent) {  // names can change elsewhere: the filesystem decides
+    std::shared_lock ns(impl_->ns_mu);
+    Attr a = TRY(fs_->lookup(dir.ino, name));
+    return impl_->get(a);
+  }
   if (auto ino = impl_->names.get(dir.ino, name)) {
     if (VnodeRef vp = impl_->find(*ino)) return vp;
   }
@@ -293,7 +380,7 @@ Result<VnodeRef> Vfs::mknod(Vnode& dir, std::string_view name, uint32_t mode, ui
   TRY(check_new_name(name));
   uint64_t epoch = impl_->names.epoch();
   Attr a = TRY(fs_->mknod(dir.ino, name, mode, rdev, cred));
-  impl_->names.put(dir.ino, name, a.ino, epoch);
+  if (!impl_->coherent) impl_->names.put(dir.ino, name, a.ino, epoch);
   return impl_->get(a);
 }
 
@@ -301,7 +388,7 @@ Result<VnodeRef> Vfs::mkdir(Vnode& dir, std::string_view name, uint32_t mode, co
   TRY(check_new_name(name));
   uint64_t epoch = impl_->names.epoch();
   Attr a = TRY(fs_->mkdir(dir.ino, name, mode, cred));
-  impl_->names.put(dir.ino, name, a.ino, epoch);
+  if (!impl_->coherent) impl_->names.put(dir.ino, name, a.ino, epoch);
   return impl_->get(a);
 }
 
@@ -312,7 +399,7 @@ Result<VnodeRef> Vfs::symlink(Vnode& dir, std::string_view name, std::string_vie
     return Error(target.empty() ? ENOENT : ENAMETOOLONG, "vfs: symlink target length");
   uint64_t epoch = impl_->names.epoch();
   Attr a = TRY(fs_->symlink(dir.ino, name, target, cred));
-  impl_->names.put(dir.ino, name, a.ino, epoch);
+  if (!impl_->coherent) impl_->names.put(dir.ino, name, a.ino, epoch);
   return impl_->get(a);
 }
 
@@ -320,7 +407,7 @@ Result<VnodeRef> Vfs::link(Vnode& vp, Vnode& dir, std::string_view name) {
   TRY(check_new_name(name));
   uint64_t epoch = impl_->names.epoch();
   Attr a = TRY(fs_->link(vp.ino, dir.ino, name));
-  impl_->names.put(dir.ino, name, a.ino, epoch);
+  if (!impl_->coherent) impl_->names.put(dir.ino, name, a.ino, epoch);
   return impl_->ref(vp);
 }
 
@@ -373,6 +460,7 @@ Result<Attr> Vfs::getattr(Vnode& vp) {
     vp.vm.overlay(a);
     return a;
   }
+  if (impl_->coherent) return vp.vm.getattr(vp.type == S_IFREG);
   Attr a = TRY(fs_->getattr(vp.ino));
   if (vp.type == S_IFREG) vp.vm.overlay(a);
   return a;
@@ -393,7 +481,12 @@ Result<Attr> Vfs::setattr(Vnode& vp, const SetAttr& set) {
     // Pending write times must not overwrite times set now: write them back first.
     if (vp.type == S_IFREG && (set.valid & (SetAttr::kMtime | SetAttr::kMtimeNow)))
       TRY(vp.vm.flush());
-    a = TRY(fs_->setattr(vp.ino, set));
+    TRY(vp.vm.with_attr(ccms::Mode::kExclusive, [&]() -> Status {
+      a = TRY(fs_->setattr(vp.ino, set));
+      if (vp.type == S_IFREG) vp.vm.overlay(a);
+      return {};
+    }));
+    return a;
   }
   if (vp.type == S_IFREG) vp.vm.overlay(a);
   return a;
@@ -448,9 +541,12 @@ Status Vfs::fallocate(Vnode& vp, int mode, uint64_t off, uint64_t len) {
     return vp.vm.invalidate(off, len, [&] { return fs_->fallocate(vp.ino, mode, off, len); });
   }
   if (mode & ~FALLOC_FL_KEEP_SIZE) return Error(EOPNOTSUPP, "vfs: fallocate: mode not supported");
-  TRY(fs_->fallocate(vp.ino, mode, off, len));
-  if (!(mode & FALLOC_FL_KEEP_SIZE)) vp.vm.extend(off + len);
-  return {};
+  bool keep = (mode & FALLOC_FL_KEEP_SIZE) != 0;
+  return vp.vm.with_attr(keep ? ccms::Mode::kShared : ccms::Mode::kExclusive, [&]() -> Status {
+    TRY(fs_->fallocate(vp.ino, mode, off, len));
+    if (!keep) vp.vm.extend(off + len);
+    return {};
+  });
 }
 
 Result<uint64_t> Vfs::lseek(Vnode& vp, uint64_t off, int whence) {

@@ -68,6 +68,21 @@ struct CacheStats {
   uint64_t writebacks = 0, evictions = 0;
 };
 
+// The kernel's caches above the VFS (the FUSE bridge's page cache, attribute and
+// dentry caches), which a coherent filesystem's revocations must reach. Called from
+// CacheControl::lower / invalidate_* (so: from the filesystem's revocation thread,
+// never from inside a VFS call on the same vnode, and with no VFS lock held); each
+// call may block until the kernel has dropped what it names. vp is referenced for
+// the call's duration. A kernel that does not know vp ignores the call.
+class KernelHooks {
+ public:
+  virtual ~KernelHooks() = default;
+  // Drop cached pages of [off, off + len) (len 0: to the end) and the attributes.
+  virtual void inval_data(Vnode& vp, uint64_t off, uint64_t len) = 0;
+  virtual void inval_attr(Vnode& vp) = 0;
+  virtual void inval_entry(Vnode& dir, std::string_view name) = 0;
+};
+
 class Vfs {
  public:
   // Starts the flusher. The Vfs owns fs.
@@ -127,6 +142,14 @@ class Vfs {
   Status removexattr(Vnode& vp, std::string_view name);
 
   CacheStats stats() const;
+
+  // The filesystem's kernel cache policy (Filesystem::cache_policy) and whether it is
+  // coherent (then the VFS caches only under granted states; filesystem.h).
+  CachePolicy cache_policy() const { return fs_->cache_policy(); }
+  bool coherent() const { return fs_->coherent(); }
+  // Registers (nullptr: removes) the kernel's caches; returns once no call to the
+  // previous hooks is in progress. The hooks must outlive their registration.
+  void set_kernel_hooks(KernelHooks* hooks);
 
  private:
   class Impl;

@@ -35,13 +35,33 @@
 //
 // ENOSPC. Write-back cannot fail for space: before dirtying bytes a write makes the
 // filesystem reserve them (Filesystem::reserve), once per page and size.
+//
+// Coherent filesystems (filesystem.h). The dataspace starts kInvalid and this object
+// is its owner. A lock that finds its state missing fails at once (acquire_state
+// answers kNeedState); lock_both() then drops every lock it holds, asks the
+// filesystem for the state over the range rounded out to granules (ensure), raises
+// what was granted and retries. So no thread ever holds a range lock while the home
+// node decides, and a revocation (set_state from CacheControl::lower) waits only for
+// operations already running: the home may revoke from this node while this node's
+// own request waits behind that revocation, which an owner that waited for the grant
+// while holding the lock's counts (an ACQUIRING lock) would deadlock on.
+// Granule-aligned grants and revocations keep every state boundary on a granule, so
+// a lowering (which holds its range exclusively) always owns whole pages: it writes
+// back dirty spans (MODIFIED) and drops pages (kInvalid) without further locks.
+// The attribute token [kAttrOffset, +1) guards size_: shared to trust it, exclusive
+// to change it (extending writes mark it MODIFIED and set size_dirty_; its lowering
+// pushes size and times with setattr); losing it marks size_ stale, refetched by the
+// next holder. Data range locks end at kDataEnd, so they never cover the token, and
+// the token is always taken after the data range.
 #include "vfs/vm_object.h"
 
 #include <time.h>
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace dfly::vfs {
@@ -64,6 +84,18 @@ timespec now() {
   timespec t;
   clock_gettime(CLOCK_REALTIME, &t);
   return t;
+}
+
+// acquire_state's answer: "take no lock, acquire first" (lock_both retries).
+constexpr int kNeedState = EAGAIN;
+
+ccms::State need_of(ccms::Mode m) {
+  return m == ccms::Mode::kShared ? ccms::State::kShared : ccms::State::kExclusive;
+}
+
+// Data ranges: clamp below kDataEnd (they then never meet the attribute token).
+ccms::Range data_range(uint64_t beg, uint64_t end) {
+  return {std::min(beg, kDataEnd), std::min(end, kDataEnd)};
 }
 
 // A held range lock, released on every path out.
@@ -91,7 +123,14 @@ void Cache::freed() {
 }
 
 VmObject::VmObject(Filesystem& fs, Ino ino, Cache& cache, uint64_t size, bool anonymous)
-    : fs_(fs), ino_(ino), anonymous_(anonymous), cache_(cache), size_(size) {}
+    : fs_(fs),
+      ino_(ino),
+      anonymous_(anonymous),
+      coherent_(!anonymous && fs.coherent()),
+      cache_(cache),
+      ds_(coherent_ ? this : nullptr, coherent_ ? ccms::State::kInvalid : ccms::State::kModified),
+      size_(size),
+      attr_stale_(coherent_) {}
 
 VmObject::~VmObject() {
   while (!pages_.empty()) drop(pages_.begin());
@@ -166,8 +205,15 @@ uint64_t VmObject::grow(Page& p, uint32_t need) {
 Result<size_t> VmObject::read(uint64_t off, std::span<std::byte> out) {
   if (out.empty()) return size_t{0};
   cache_.throttle();
-  Held h(ds_);
-  TRY(ds_.lock(h.lk, ccms::Range::of(off, out.size()), ccms::Mode::kShared));
+  Held h(ds_), ha(ds_);
+  ccms::Range r = ccms::Range::of(off, out.size());
+  if (!coherent_) {
+    TRY(ds_.lock(h.lk, r, ccms::Mode::kShared));
+  } else {
+    TRY(lock_both(h.lk, data_range(r.beg, r.end), ccms::Mode::kShared, &ha.lk,
+                  ccms::Mode::kShared));
+    TRY(refresh_size());
+  }
   uint64_t size;
   {
     std::lock_guard l(mu_);
@@ -189,7 +235,8 @@ Result<size_t> VmObject::read(uint64_t off, std::span<std::byte> out) {
 Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool append) {
   if (in.empty()) return size_t{0};
   cache_.throttle();
-  bool whole = false;  // lock whole pages: some page must be created or grown
+  bool whole = false;   // lock whole pages: some page must be created or grown
+  bool grows = append;  // coherent: takes the attribute token exclusively
   for (;;) {
     if (append) {
       std::lock_guard l(mu_);
@@ -207,11 +254,22 @@ Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool
       return false;
     };
     whole = whole || needs_whole();
-    ccms::Range r = append  ? ccms::Range::from(down(off))
+    ccms::Range r = append  ? ccms::Range{down(off), kDataEnd}
                     : whole ? ccms::Range{down(off), up(end)}
                             : ccms::Range{off, end};
-    Held h(ds_);
-    TRY(ds_.lock(h.lk, r, ccms::Mode::kExclusive));
+    Held h(ds_), ha(ds_);
+    if (!coherent_) {
+      TRY(ds_.lock(h.lk, r, ccms::Mode::kExclusive));
+    } else {
+      TRY(lock_both(h.lk, r, ccms::Mode::kExclusive, &ha.lk,
+                    grows ? ccms::Mode::kExclusive : ccms::Mode::kShared));
+      TRY(refresh_size());
+      if (!grows) {
+        std::lock_guard l(mu_);
+        if (end > size_) grows = true;
+      }
+      if (grows && ha.lk.mode() != ccms::Mode::kExclusive) continue;  // relock exclusive
+    }
     if (append) {
       std::lock_guard l(mu_);
       if (size_ != off) continue;  // grew before we locked: lock again at the new end
@@ -264,11 +322,15 @@ Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool
       done += b - a;
       std::lock_guard l(mu_);
       mark_dirty(*p, static_cast<uint32_t>(a), static_cast<uint32_t>(b));
-      size_ = std::max(size_, g + b);
+      if (g + b > size_) {
+        size_ = g + b;
+        if (coherent_) size_dirty_ = true;
+      }
       mtime_ = now();
       times_dirty_ = true;
     }
     ds_.mark_modified(h.lk);
+    if (coherent_ && ha.lk.mode() == ccms::Mode::kExclusive) ds_.mark_modified(ha.lk);
     return done;
   }
 }
@@ -276,8 +338,12 @@ Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool
 Result<Attr> VmObject::truncate(const SetAttr& set) {
   uint64_t size = set.size;
   if (size > kMaxFileSize) return Error(EFBIG, "vfs: truncate: past the maximum file size");
-  Held h(ds_);
-  TRY(ds_.lock(h.lk, ccms::Range::from(down(size)), ccms::Mode::kExclusive));
+  Held h(ds_), ha(ds_);
+  if (!coherent_)
+    TRY(ds_.lock(h.lk, ccms::Range{down(size), kDataEnd}, ccms::Mode::kExclusive));
+  else
+    TRY(lock_both(h.lk, ccms::Range{down(size), kDataEnd}, ccms::Mode::kExclusive, &ha.lk,
+                  ccms::Mode::kExclusive));
   // The filesystem first: if it fails, the cache still matches it.
   Attr a;
   if (!anonymous_) a = TRY(fs_.setattr(ino_, set));
@@ -295,13 +361,19 @@ Result<Attr> VmObject::truncate(const SetAttr& set) {
   }
   size_ = size;
   times_dirty_ = false;  // the filesystem's times are newer
+  size_dirty_ = false;   // and it has our size
+  attr_stale_ = false;
   cache_.freed();
   return a;
 }
 
 Status VmObject::flush_page(uint64_t g) {
   Held h(ds_);
-  TRY(ds_.lock(h.lk, ccms::Range{g, g + kGranule}, ccms::Mode::kShared));
+  Status ls = ds_.lock(h.lk, ccms::Range{g, g + kGranule}, ccms::Mode::kShared);
+  // Coherent: a dirty page's range is MODIFIED until a lowering wrote it back, so a
+  // missing state means there is nothing left to do here.
+  if (!ls.ok() && coherent_ && ls.error().code() == kNeedState) return {};
+  TRY(std::move(ls));
   Page* p;
   uint32_t lo, hi;
   {
@@ -329,6 +401,7 @@ Status VmObject::flush_page(uint64_t g) {
 
 Status VmObject::flush() {
   if (anonymous_) return {};  // nowhere to write back to
+  TRY(take_error());
   std::vector<uint64_t> dirty;
   {
     std::lock_guard l(mu_);
@@ -343,6 +416,7 @@ Status VmObject::flush() {
   SetAttr set;
   {
     std::lock_guard l(mu_);
+    if (!ndirty_) size_dirty_ = false;  // the write-backs extended the file to size_
     if (!times_dirty_ || ndirty_) return first;
     times_dirty_ = false;
     set.valid = SetAttr::kMtime | SetAttr::kCtime;
@@ -363,6 +437,16 @@ uint64_t VmObject::evict() {
   uint64_t freed = 0;
   for (uint64_t g : clean) {
     if (!cache_.over(80)) break;
+    if (coherent_ && ds_.state_at(g) < ccms::State::kExclusive) {
+      // Clean pages under a SHARED state: give the state up locally (safe: the home
+      // node still counts it and may revoke it for nothing); lower_state drops them.
+      uint64_t before = cache_.bytes.load(std::memory_order_relaxed);
+      if (ds_.set_state({g, g + kGranule}, ccms::State::kInvalid).ok()) {
+        uint64_t after = cache_.bytes.load(std::memory_order_relaxed);
+        if (after < before) freed += before - after;
+      }
+      continue;
+    }
     Held h(ds_);
     if (!ds_.try_lock(h.lk, ccms::Range{g, g + kGranule}, ccms::Mode::kExclusive).ok()) continue;
     std::lock_guard l(mu_);
@@ -379,8 +463,12 @@ Status VmObject::invalidate(uint64_t off, uint64_t len, const std::function<Stat
   if (off > kMaxFileSize || len > kMaxFileSize - off)
     return Error(EFBIG, "vfs: fallocate: past the maximum file size");
   uint64_t end = off + len;
-  Held h(ds_);
-  TRY(ds_.lock(h.lk, ccms::Range{down(off), up(end)}, ccms::Mode::kExclusive));
+  Held h(ds_), ha(ds_);
+  if (!coherent_)
+    TRY(ds_.lock(h.lk, ccms::Range{down(off), up(end)}, ccms::Mode::kExclusive));
+  else
+    TRY(lock_both(h.lk, data_range(down(off), up(end)), ccms::Mode::kExclusive, &ha.lk,
+                  ccms::Mode::kShared));
   TRY(fn());
   std::lock_guard l(mu_);
   for (auto it = pages_.lower_bound(down(off)); it != pages_.end() && it->first < end;) {
@@ -419,6 +507,227 @@ void VmObject::overlay(Attr& a) {
 bool VmObject::dirty() {
   std::lock_guard l(mu_);
   return ndirty_ || times_dirty_;
+}
+
+// ---- coherent filesystems ----
+
+void VmObject::acquire_state(ccms::Dataspace& ds, ccms::Lock& lk, ccms::State) {
+  // Never wait for the home node with the lock's counts taken: see the theory above.
+  ds.complete_acquire(lk, Error(kNeedState, "vfs: cache state not held"));
+}
+
+Status VmObject::ensure(ccms::Range r, ccms::State want) {
+  if (r.beg < kDataEnd) r = {down(r.beg), r.end >= kDataEnd ? kDataEnd : up(r.end)};
+  // Ask only for the span that lacks the state (another thread may have got it).
+  uint64_t lo = ccms::kEnd, hi = 0;
+  for (const auto& ri : ds_.snapshot()) {
+    if (ri.range.end <= r.beg || ri.range.beg >= r.end || ri.state >= want) continue;
+    lo = std::min(lo, std::max(ri.range.beg, r.beg));
+    hi = std::max(hi, std::min(ri.range.end, r.end));
+  }
+  if (lo >= hi) return {};
+  r = {lo, hi};
+  std::mutex m;
+  std::condition_variable cv;
+  bool finished = false;
+  int code = 0;
+  fs_.acquire(ino_, r, want, [&](Result<ccms::State> granted) {
+    int c = 0;
+    if (!granted.ok()) {
+      c = granted.error().code() ? granted.error().code() : EIO;
+    } else if (*granted < want) {
+      c = EPROTO;
+    } else {
+      // Raise only what is below the grant: higher states held here stay.
+      std::lock_guard rl(raise_mu_);
+      for (const auto& ri : ds_.snapshot()) {
+        if (ri.range.end <= r.beg || ri.range.beg >= r.end || ri.state >= *granted) continue;
+        ccms::Range part{std::max(ri.range.beg, r.beg), std::min(ri.range.end, r.end)};
+        ds_.set_state(part, *granted).ignore_error_on_purpose();  // a raise: never fails
+      }
+    }
+    std::lock_guard l(m);
+    code = c;
+    finished = true;
+    cv.notify_one();
+  });
+  std::unique_lock l(m);
+  cv.wait(l, [&] { return finished; });
+  if (code) return Error(code, "vfs: the filesystem refused a cache state");
+  return {};
+}
+
+Status VmObject::lock_both(ccms::Lock& d, ccms::Range r, ccms::Mode m, ccms::Lock* a,
+                           ccms::Mode am) {
+  for (;;) {
+    Status s = ds_.lock(d, r, m);
+    if (!s.ok()) {
+      if (s.error().code() != kNeedState) return s;
+      TRY(ensure(r, need_of(m)));
+      continue;
+    }
+    if (!a) return {};
+    s = ds_.lock(*a, kAttrRange, am);
+    if (s.ok()) return {};
+    ds_.unlock(d);
+    if (s.error().code() != kNeedState) return s;
+    TRY(ensure(kAttrRange, need_of(am)));
+  }
+}
+
+Status VmObject::lock_attr(ccms::Lock& a, ccms::Mode m) {
+  for (;;) {
+    Status s = ds_.lock(a, kAttrRange, m);
+    if (s.ok()) return {};
+    if (s.error().code() != kNeedState) return s;
+    TRY(ensure(kAttrRange, need_of(m)));
+  }
+}
+
+Status VmObject::refresh_size() {
+  {
+    std::lock_guard l(mu_);
+    if (!attr_stale_) return {};
+  }
+  Attr a = TRY(fs_.getattr(ino_));
+  std::lock_guard l(mu_);
+  if (attr_stale_) {
+    size_ = a.size;
+    attr_stale_ = false;
+  }
+  return {};
+}
+
+Status VmObject::with_attr(ccms::Mode m, const std::function<Status()>& fn) {
+  if (!coherent_) return fn();
+  Held ha(ds_);
+  TRY(lock_attr(ha.lk, m));
+  TRY(refresh_size());
+  return fn();
+}
+
+Result<Attr> VmObject::getattr(bool regular) {
+  Attr a;
+  TRY(with_attr(ccms::Mode::kShared, [&]() -> Status {
+    a = TRY(fs_.getattr(ino_));
+    if (regular) overlay(a);
+    return {};
+  }));
+  return a;
+}
+
+Status VmObject::write_back_held(uint64_t g) {
+  Page* p;
+  uint32_t lo, hi;
+  {
+    std::lock_guard l(mu_);
+    auto it = pages_.find(g);
+    if (it == pages_.end() || !it->second.dirty) return {};
+    p = &it->second;
+    p->dirty = false;
+    --ndirty_;
+    cache_.dirty_bytes -= p->cap;
+    lo = p->dlo;
+    hi = static_cast<uint32_t>(std::min<uint64_t>(p->dhi, size_ > g ? size_ - g : 0));
+  }
+  Bio bio{Bio::Op::kWrite, g + lo, {p->data.get() + lo, hi > lo ? hi - lo : 0}, 0};
+  Status s = hi > lo ? fs_.strategy(ino_, bio) : Status{};
+  if (!s.ok()) {
+    std::lock_guard l(mu_);
+    mark_dirty(*p, lo, hi);
+    return s;
+  }
+  cache_.writebacks.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+void VmObject::lower_state(ccms::Dataspace&, ccms::Range r, ccms::State from, ccms::State to) {
+  int err = 0;
+  if (r.beg <= kAttrOffset && r.end > kAttrOffset) {
+    if (from >= ccms::State::kExclusive) {
+      // Tell the filesystem the size (and times) this node changed under the token.
+      SetAttr set;
+      {
+        std::lock_guard l(mu_);
+        if (size_dirty_) set.valid |= SetAttr::kSize, set.size = size_;
+        if (times_dirty_) {
+          set.valid |= SetAttr::kMtime | SetAttr::kCtime;
+          set.mtime = set.ctime = mtime_;
+        }
+      }
+      if (set.valid) {
+        auto res = fs_.setattr(ino_, set);
+        std::lock_guard l(mu_);
+        if (!res.ok()) {
+          err = res.error().code();
+        } else {
+          if (set.valid & SetAttr::kSize) size_dirty_ = false;
+          if (set.valid & SetAttr::kMtime) times_dirty_ = false;
+        }
+      }
+    }
+    if (to == ccms::State::kInvalid) {
+      std::lock_guard l(mu_);
+      attr_stale_ = true;
+    }
+  }
+  uint64_t beg = r.beg, end = std::min(r.end, kDataEnd);
+  if (beg < end) {
+    std::vector<uint64_t> gs;
+    {
+      std::lock_guard l(mu_);
+      for (auto it = pages_.lower_bound(down(beg)); it != pages_.end() && it->first < end; ++it)
+        if (it->first + kGranule > beg) gs.push_back(it->first);
+    }
+    for (uint64_t g : gs) {
+      // Dirty pages exist only under MODIFIED, or after a failed write-back: retry.
+      Status s = write_back_held(g);
+      if (!s.ok() && !err) err = s.error().code();
+      if (to != ccms::State::kInvalid) continue;
+      std::lock_guard l(mu_);
+      auto it = pages_.find(g);
+      // Only whole pages (state boundaries are on granules; a part page would belong
+      // to a neighbouring range someone may be using).
+      if (it == pages_.end() || g < beg || g + kGranule > end) continue;
+      drop(it);
+    }
+    if (to == ccms::State::kInvalid) cache_.freed();
+  }
+  if (err) {
+    std::lock_guard l(mu_);
+    if (!lost_error_) lost_error_ = err;
+  }
+}
+
+Status VmObject::lower(ccms::Range r, ccms::State to, ccms::Range* kdata, bool* kattr) {
+  *kdata = {};
+  *kattr = false;
+  if (!coherent_) return {};
+  int before;
+  {
+    std::lock_guard l(mu_);
+    before = lost_error_;
+  }
+  if (r.beg < kDataEnd) {
+    ccms::Range d{down(r.beg), r.end >= kDataEnd ? kDataEnd : up(r.end)};
+    TRY(ds_.set_state(d, to));
+    if (to == ccms::State::kInvalid) *kdata = d;
+  }
+  if (r.beg <= kAttrOffset && r.end > kAttrOffset) {
+    TRY(ds_.set_state(kAttrRange, to));
+    if (to == ccms::State::kInvalid) *kattr = true;
+  }
+  std::lock_guard l(mu_);
+  if (lost_error_ && lost_error_ != before)
+    return Error(lost_error_, "vfs: write-back during a revocation failed");
+  return {};
+}
+
+Status VmObject::take_error() {
+  std::lock_guard l(mu_);
+  if (!lost_error_) return {};
+  int e = std::exchange(lost_error_, 0);
+  return Error(e, "vfs: an earlier write-back (revocation) failed");
 }
 
 }  // namespace dfly::vfs

@@ -44,7 +44,10 @@ class Cache {
   std::condition_variable cv_;
 };
 
-class VmObject {
+// The VM object is its dataspace's CCMS owner when the filesystem is coherent
+// (filesystem.h, "Coherent filesystems"); otherwise the dataspace has the default
+// owner and starts MODIFIED everywhere, and nothing below costs anything.
+class VmObject : private ccms::Owner {
  public:
   // anonymous: memory with no filesystem behind it (Vfs::anon): holes read as zeros,
   // nothing is fetched or written back, dirty pages stay until truncated or freed.
@@ -69,7 +72,35 @@ class VmObject {
   void overlay(Attr& a);       // size and times of writes not yet written back
   bool dirty();
 
+  // Coherent filesystems. Every call below also works (and does the plain thing) for
+  // a non-coherent one.
+  bool coherent() const { return coherent_; }
+  // Runs fn holding the attribute token in mode m (kShared: the cached size is fresh
+  // when fn runs; kExclusive: fn may change attributes at the filesystem).
+  Status with_attr(ccms::Mode m, const std::function<Status()>& fn);
+  // getattr() under the attribute token, with overlay() for regular files.
+  Result<Attr> getattr(bool regular);
+  // The revocation (CacheControl::lower): lowers data [r) (rounded out to granules)
+  // and/or the attribute token to `to`. *kdata/*kattr: what the kernel must drop.
+  Status lower(ccms::Range r, ccms::State to, ccms::Range* kdata, bool* kattr);
+  // A write-back failure that a revocation could not report to a writer: returned
+  // (once) by the next flush().
+  Status take_error();
+
  private:
+  // ccms::Owner, for coherent filesystems only.
+  void lower_state(ccms::Dataspace& ds, ccms::Range r, ccms::State from, ccms::State to) override;
+  void acquire_state(ccms::Dataspace& ds, ccms::Lock& lk, ccms::State want) override;
+  // Gets at least `want` on r from the filesystem (holding no lock) and raises the
+  // parts of r below the grant.
+  Status ensure(ccms::Range r, ccms::State want);
+  // Locks data r in mode m and, if a, the attribute token in mode am (lock order: data
+  // first). A missing state is acquired with no lock held, then everything is retried.
+  Status lock_both(ccms::Lock& d, ccms::Range r, ccms::Mode m, ccms::Lock* a, ccms::Mode am);
+  Status lock_attr(ccms::Lock& a, ccms::Mode m);
+  Status refresh_size();               // caller holds the attribute token
+  Status write_back_held(uint64_t g);  // caller (a lowering) holds page g exclusively
+
   struct Page {
     std::unique_ptr<std::byte[]> data;  // cap bytes; the rest of the granule is zero
     uint32_t cap = 0;
@@ -88,14 +119,22 @@ class VmObject {
   Filesystem& fs_;
   const Ino ino_;
   const bool anonymous_;
+  const bool coherent_;
   Cache& cache_;
   ccms::Dataspace ds_;
-  std::mutex mu_;  // guards the map, flags, size and times; never held across I/O
+  std::mutex raise_mu_;  // coherent: serializes raising states after grants
+  std::mutex mu_;        // guards the map, flags, size and times; never held across I/O
   std::map<uint64_t, Page> pages_;
   uint64_t size_;
   uint64_t ndirty_ = 0;
   bool times_dirty_ = false;
   timespec mtime_{};
+  // Coherent only (under mu_): the cached size must be refetched (the attribute token
+  // was lost); size_ was changed here and not yet told to the filesystem; the errno of
+  // a write-back failure during a revocation, for the next flush().
+  bool attr_stale_ = false;
+  bool size_dirty_ = false;
+  int lost_error_ = 0;
 };
 
 }  // namespace dfly::vfs

@@ -5,7 +5,10 @@
 // refs and dying are guarded by the table's mutex. When refs drops to zero the
 // dropper becomes the vnode's destroyer: it writes back the data (unless the inode
 // has no names left), then deletes the vnode unless a lookup revived it meanwhile,
-// in which case the last of the new references repeats this. Anonymous vnodes are
+// in which case the last of the new references repeats this. A revocation from a
+// coherent filesystem (CacheControl) pins the vnode instead of referencing it (so it
+// never becomes the destroyer on a filesystem thread); the destroyer waits for the
+// pins to go after taking the vnode out of the table. Anonymous vnodes are
 // in no table and simply die with their last reference.
 #pragma once
 
@@ -25,6 +28,7 @@ class Vnode {
   const bool anon;      // anonymous memory (Vfs::anon): in no table, no filesystem inode
   uint64_t refs = 0;    // guarded by Impl::mu_
   bool dying = false;   // guarded by Impl::mu_
+  uint32_t pins = 0;    // revocations using it (CacheControl); guarded by Impl::mu_
   VmObject vm;          // every vnode has one, directories included (then unused)
 };
 
