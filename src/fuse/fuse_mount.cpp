@@ -12,6 +12,19 @@
 // Requests run on libfuse's worker threads and call the Vfs directly; the Vfs's own
 // locking (vfs.h) is what makes them safe to run concurrently. Errors go back as
 // their errno code.
+//
+// Kernel caches. Timeouts and the page-cache mode come from the filesystem's
+// CachePolicy (coherent filesystems: 0 s and direct I/O by default). The session is
+// the Vfs's KernelHooks while it serves: a coherent filesystem's revocation calls
+// them and they become fuse_lowlevel_notify_inval_inode / _inval_entry with the node
+// id of the vnode (the same mapping as above: its address, or FUSE_ROOT_ID). A notify
+// writes to /dev/fuse and the kernel applies it synchronously; it takes the inode's
+// locks and may wait for pages locked by in-flight READs. So it is safe only from a
+// thread that no kernel request of that inode waits for: the filesystem's own
+// revocation thread, after the VFS dropped its range locks (CacheControl::lower does
+// exactly that), never from inside a request handler. ENOENT (the kernel does not
+// know the node, e.g. it forgot it) and every other error are ignored: there is
+// nothing cached to drop or nobody to tell.
 #define FUSE_USE_VERSION 312
 #include "fuse/fuse_mount.h"
 
@@ -29,18 +42,32 @@ using vfs::Vfs;
 using vfs::Vnode;
 using vfs::VnodeRef;
 
-class FuseMount::Session {
+class FuseMount::Session final : public vfs::KernelHooks {
  public:
   fuse_session* se = nullptr;
   bool mounted = false;
   Vfs* vfs = nullptr;
   VnodeRef root;
   MountOptions opt;
+  vfs::CachePolicy policy;
+
+  fuse_ino_t nodeid(Vnode& vp) {
+    return &vp == root.get() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(&vp);
+  }
+  void inval_data(Vnode& vp, uint64_t off, uint64_t len) override {
+    (void)fuse_lowlevel_notify_inval_inode(se, nodeid(vp), static_cast<off_t>(off),
+                                           static_cast<off_t>(len));
+  }
+  void inval_attr(Vnode& vp) override {
+    (void)fuse_lowlevel_notify_inval_inode(se, nodeid(vp), -1, 0);  // off < 0: attributes
+  }
+  void inval_entry(Vnode& dir, std::string_view name) override {
+    std::string n(name);
+    (void)fuse_lowlevel_notify_inval_entry(se, nodeid(dir), n.c_str(), n.size());
+  }
 };
 
 namespace {
-
-constexpr double kTimeout = 1.0;  // attr and entry cache, seconds
 
 FuseMount::Session& S(fuse_req_t req) {
   return *static_cast<FuseMount::Session*>(fuse_req_userdata(req));
@@ -87,7 +114,8 @@ void reply_entry(fuse_req_t req, Result<VnodeRef> r) {
   bool is_root = vp.get() == S(req).root.get();
   e.ino = is_root ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(vp.get());
   e.attr = to_stat(*a);
-  e.attr_timeout = e.entry_timeout = kTimeout;
+  e.attr_timeout = S(req).policy.attr_timeout;
+  e.entry_timeout = S(req).policy.entry_timeout;
   Vnode* raw = is_root ? nullptr : vp.release();
   if (fuse_reply_entry(req, &e) != 0 && raw) v.put(raw, 1);
 }
@@ -95,7 +123,7 @@ void reply_entry(fuse_req_t req, Result<VnodeRef> r) {
 void reply_attr(fuse_req_t req, Result<vfs::Attr> a) {
   if (!a.ok()) return reply_err(req, a.error());
   struct stat st = to_stat(*a);
-  fuse_reply_attr(req, &st, kTimeout);
+  fuse_reply_attr(req, &st, S(req).policy.attr_timeout);
 }
 
 void reply_status(fuse_req_t req, const Status& s) {
@@ -191,15 +219,15 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
                S(req).vfs->rename(node(req, parent), name, node(req, newparent), newname, flags));
 }
 
-void setup_open(fuse_file_info* fi) {
-  fi->direct_io = (fi->flags & O_DIRECT) ? 1 : 0;
+void setup_open(fuse_req_t req, fuse_file_info* fi) {
+  fi->direct_io = (fi->flags & O_DIRECT) || !S(req).policy.kernel_data_cache ? 1 : 0;
   fi->keep_cache = fi->direct_io ? 0 : 1;
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Status s = S(req).vfs->open(node(req, ino), fi->flags);
   if (!s.ok()) return reply_err(req, s.error());
-  setup_open(fi);
+  setup_open(req, fi);
   if (fuse_reply_open(req, fi) != 0) S(req).vfs->release(node(req, ino));
 }
 
@@ -218,11 +246,12 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     v.release(*vp);
     return reply_err(req, a.error());
   }
-  setup_open(fi);
+  setup_open(req, fi);
   fuse_entry_param e{};
   e.ino = reinterpret_cast<fuse_ino_t>(vp.get());
   e.attr = to_stat(*a);
-  e.attr_timeout = e.entry_timeout = kTimeout;
+  e.attr_timeout = S(req).policy.attr_timeout;
+  e.entry_timeout = S(req).policy.entry_timeout;
   Vnode* raw = vp.release();
   if (fuse_reply_create(req, &e, fi) != 0) {
     v.release(*raw);
@@ -421,6 +450,7 @@ Result<std::unique_ptr<FuseMount>> FuseMount::mount(const std::string& mountpoin
 
 Status FuseMount::run(vfs::Vfs& v) {
   s_->vfs = &v;
+  s_->policy = v.cache_policy();
   s_->root = TRY(v.root());
   if (s_->opt.handle_signals) {
     // libfuse only takes signals left at their defaults; a shell starts background
@@ -429,11 +459,13 @@ Status FuseMount::run(vfs::Vfs& v) {
     if (fuse_set_signal_handlers(s_->se) != 0)
       return Error(EIO, "fuse: cannot install signal handlers");
   }
+  v.set_kernel_hooks(s_.get());
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, s_->opt.max_threads);
   fuse_loop_cfg_set_idle_threads(cfg, s_->opt.max_threads);
   int rc = fuse_session_loop_mt(s_->se, cfg);
   fuse_loop_cfg_destroy(cfg);
+  v.set_kernel_hooks(nullptr);  // waits for notifications in progress
   if (s_->opt.handle_signals) fuse_remove_signal_handlers(s_->se);
   fuse_session_unmount(s_->se);
   s_->mounted = false;
