@@ -1,0 +1,460 @@
+// HomeNode under a seeded simulation: fake clients with in-order message queues in
+// both directions, random delays (a message waits until the scheduler picks it),
+// acks after random delays, voluntary releases, lost and clean disconnects, clients
+// that hang (stop processing) and get fenced, the server's own local accesses, and a
+// fake clock. After every step it checks:
+//   Safety (S1): no two holders' *actual* states conflict on an overlapping byte — a
+//     client's actual state is what it may use right now: raised when a grant
+//     arrives, lowered when it sends a release or an ack, gone when its own lease
+//     clock runs out or when it notices its connection died.
+//   Safety (S2): the home node's record of every client is at least its actual state,
+//     and a client the home node forgot has no actual state left.
+// and at the end of every seed, liveness: once every client behaves (acks, delivers),
+// every request is answered within a bounded number of steps and nothing waits.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cluster/home/home.h"
+
+namespace dfly::cluster {
+namespace {
+
+constexpr uint64_t kCells = 32;  // offsets 0..31 one cell each; cell 32 is [32, kEnd)
+constexpr size_t kInos = 3;
+constexpr size_t kSlots = 5;
+constexpr uint64_t kLease = 1000, kRevokeTimeout = 300;
+
+using Cells = std::array<State, kCells + 1>;
+
+Cells cells_of(const std::vector<RangeMap::Seg>& segs) {
+  Cells c{};
+  for (const auto& s : segs) {
+    for (uint64_t x = s.beg; x < std::min(s.end, kCells); ++x) c[x] = s.state;
+    if (s.end > kCells) c[kCells] = s.state;
+  }
+  return c;
+}
+
+struct Up {
+  enum Kind { kAcquire, kAck, kRelease, kRenew } kind;
+  uint64_t sent_at;
+  uint64_t seen = 0;  // the highest grant seq applied when sent
+  uint64_t id = 0;    // req id or revoke id
+  Ino ino = 0;
+  Range required{}, desired{};
+  State s = State::kInvalid;
+};
+
+struct Down {
+  enum Kind { kGrant, kFail, kRevoke } kind;
+  uint64_t id;  // req id or revoke id
+  Ino ino = 0;
+  Range r{};
+  State s = State::kInvalid;
+  int err = 0;
+  uint64_t seq = 0;
+};
+
+struct Slot {
+  ClientId id = 0;    // current session; 0: none
+  bool conn = false;  // the connection works
+  bool hung = false;  // processes nothing
+  std::map<Ino, RangeMap> truth;
+  std::deque<Up> up;
+  std::deque<Down> down;
+  std::vector<Down> due;  // revokes received, not acked yet
+  struct Pending {
+    Ino ino;
+    Range required, desired;
+    State want;
+  };
+  std::map<uint64_t, Pending> outstanding;
+  uint64_t seen = 0;       // highest grant seq applied
+  uint64_t confirmed = 0;  // send time of the newest message the home node processed
+  uint64_t last_sent = 0;
+};
+
+struct Sim : HomeOutput {
+  std::mt19937_64 rng;
+  uint64_t now = 0;
+  HomeNode home;
+  std::array<Slot, kSlots> slots;
+  ClientId next_id = 1;
+  uint64_t next_req = 1;
+  std::set<uint64_t> local_waiting, local_granted;
+  std::string failure;  // first violation seen inside an output call
+  bool trace = false;   // DFLY_HOME_TRACE=<seed> prints that seed's events
+#define TRACE(...) \
+  if (trace) std::printf(__VA_ARGS__)
+
+  explicit Sim(uint64_t seed, HomeConfig cfg) : rng(seed), home(*this, cfg) {}
+
+  uint64_t pick(uint64_t n) {
+    return rng() % n;
+  }
+  bool chance(unsigned pct) {
+    return pick(100) < pct;
+  }
+
+  Slot* by_id(ClientId c) {
+    for (auto& s : slots)
+      if (s.id == c && s.conn) return &s;
+    return nullptr;
+  }
+
+  // ---- HomeOutput: messages go into the client's queue ----
+  void grant(ClientId c, uint64_t req, Ino ino, Range r, State s, uint64_t seq) override {
+    TRACE("  grant c%lu req%lu ino%lu [%lu,%lx) s%d seq%lu\n", c, req, ino, r.beg, r.end, int(s),
+          seq);
+    if (Slot* sl = by_id(c)) sl->down.push_back({Down::kGrant, req, ino, r, s, 0, seq});
+  }
+  void fail(ClientId c, uint64_t req, int err) override {
+    TRACE("  fail c%lu req%lu err%d\n", c, req, err);
+    if (Slot* sl = by_id(c)) sl->down.push_back({Down::kFail, req, 0, {}, State::kInvalid, err});
+  }
+  void revoke(ClientId c, uint64_t id, Ino ino, Range r, State to, uint64_t) override {
+    TRACE("  revoke c%lu id%lu ino%lu [%lu,%lx) to%d\n", c, id, ino, r.beg, r.end, int(to));
+    if (Slot* sl = by_id(c)) sl->down.push_back({Down::kRevoke, id, ino, r, to});
+  }
+  void fence(ClientId c) override {
+    TRACE("  fence c%lu\n", c);
+    if (Slot* sl = by_id(c)) connection_died(*sl);
+  }
+  void local_grant(uint64_t h) override {
+    // May come inside local_acquire, before the handle is known to be waiting.
+    if (local_granted.count(h)) failure = "local_grant twice";
+    local_waiting.erase(h);
+    local_granted.insert(h);
+  }
+
+  void connection_died(Slot& s) {
+    s.conn = false;
+    s.up.clear();
+    s.down.clear();
+    s.due.clear();
+    s.outstanding.clear();
+    if (!s.hung) s.truth.clear();  // it notices; a hung one only at its lease end
+  }
+
+  void send(Slot& s, Up m) {
+    m.sent_at = now;
+    m.seen = s.seen;
+    s.last_sent = now;
+    s.up.push_back(m);
+  }
+
+  static Range random_range(std::mt19937_64& rng) {
+    uint64_t a = rng() % kCells, b = a + 1 + rng() % (kCells - a);
+    if (rng() % 8 == 0) b = kEnd;
+    return {a, b == kCells && rng() % 2 ? kEnd : b};
+  }
+
+  // ---- steps ----
+  void connect(Slot& s) {
+    s = Slot{};
+    s.id = next_id++;
+    s.conn = true;
+    s.confirmed = s.last_sent = now;
+    ASSERT_TRUE(home.connect(s.id, now).ok());
+  }
+
+  void deliver_up(Slot& s) {
+    Up m = s.up.front();
+    s.up.pop_front();
+    s.confirmed = std::max(s.confirmed, m.sent_at);
+    TRACE("t%lu c%lu up kind%d id%lu ino%lu [%lu,%lx) s%d\n", now, s.id, int(m.kind), m.id, m.ino,
+          m.required.beg, m.required.end, int(m.s));
+    home.renew(s.id, m.seen, now);  // as the I/O layer does for every message
+    switch (m.kind) {
+      case Up::kAcquire:
+        home.acquire(s.id, m.id, m.ino, m.required, m.desired, m.s, now);
+        break;
+      case Up::kAck:
+        home.revoke_ack(s.id, m.id, now);
+        break;
+      case Up::kRelease:
+        home.release(s.id, m.ino, m.required, m.s, m.seen, now);
+        break;
+      case Up::kRenew:
+        break;
+    }
+  }
+
+  void deliver_down(Slot& s) {
+    Down m = s.down.front();
+    s.down.pop_front();
+    TRACE("t%lu c%lu down kind%d id%lu\n", now, s.id, int(m.kind), m.id);
+    if (m.kind == Down::kRevoke) {
+      s.due.push_back(m);
+      return;
+    }
+    auto it = s.outstanding.find(m.id);
+    ASSERT_NE(it, s.outstanding.end()) << "reply to no request";
+    Slot::Pending p = it->second;
+    s.outstanding.erase(it);
+    if (m.kind == Down::kFail) {
+      ASSERT_TRUE(m.err == ENOSPC || m.err == EAGAIN) << m.err;
+      return;
+    }
+    ASSERT_EQ(m.ino, p.ino);
+    ASSERT_EQ(m.s, p.want);
+    ASSERT_TRUE(covers(m.r, p.required) && covers(p.desired, m.r));
+    ASSERT_EQ(m.seq, s.seen + 1) << "grants numbered in order";
+    s.seen = m.seq;
+    s.truth[m.ino].raise(m.r, m.s);
+  }
+
+  void ack(Slot& s) {
+    size_t k = pick(s.due.size());
+    Down m = s.due[k];
+    s.due.erase(s.due.begin() + static_cast<ptrdiff_t>(k));
+    s.truth[m.ino].lower(m.r, m.s);  // written back / dropped, then acked
+    send(s, {Up::kAck, 0, 0, m.id});
+  }
+
+  void acquire(Slot& s) {
+    Ino ino = 1 + pick(kInos);
+    Range req = random_range(rng);
+    Range des = req;
+    switch (pick(3)) {
+      case 0:
+        des = Range::all();
+        break;
+      case 1:
+        des = {req.beg - std::min(req.beg, pick(kCells)), req.end};
+        break;
+    }
+    State want = static_cast<State>(1 + pick(3));
+    uint64_t id = next_req++;
+    TRACE("t%lu c%lu send acquire req%lu\n", now, s.id, id);
+    s.outstanding[id] = {ino, req, des, want};
+    send(s, {Up::kAcquire, 0, 0, id, ino, req, des, want});
+  }
+
+  void release(Slot& s) {
+    Ino ino = 1 + pick(kInos);
+    Range r = chance(20) ? Range::all() : random_range(rng);
+    State to = static_cast<State>(pick(3));
+    s.truth[ino].lower(r, to);
+    send(s, {Up::kRelease, 0, 0, 0, ino, r, {}, to});
+  }
+
+  void advance(uint64_t dt, bool auto_renew) {
+    now += dt;
+    for (auto& s : slots) {
+      // A client stops using its cache when its own lease clock runs out.
+      if (s.id != 0 && now >= s.confirmed + kLease) {
+        s.truth.clear();
+        if (s.conn) connection_died(s);
+      }
+      if (auto_renew && s.conn && !s.hung && now - s.last_sent >= 200) send(s, {Up::kRenew, 0});
+    }
+    home.tick(now);
+  }
+
+  void local_step() {
+    if (chance(50) && local_waiting.size() + local_granted.size() < 3) {
+      Range r = random_range(rng);
+      State want = chance(30) ? State::kShared : State::kExclusive;
+      Result<uint64_t> got = home.local_acquire(1 + pick(kInos), r, want);
+      ASSERT_TRUE(got.ok());
+      if (!local_granted.count(*got)) local_waiting.insert(*got);
+    } else {
+      std::vector<uint64_t> all(local_waiting.begin(), local_waiting.end());
+      all.insert(all.end(), local_granted.begin(), local_granted.end());
+      if (all.empty()) return;
+      uint64_t h = all[pick(all.size())];
+      local_waiting.erase(h);
+      local_granted.erase(h);
+      home.local_release(h);
+    }
+  }
+
+  void step() {
+    Slot& s = slots[pick(kSlots)];
+    unsigned r = static_cast<unsigned>(pick(100));
+    bool live = s.conn && !s.hung;
+    if (r < 24) {
+      if (live && !s.up.empty()) deliver_up(s);
+    } else if (r < 48) {
+      if (live && !s.down.empty()) deliver_down(s);
+    } else if (r < 60) {
+      if (live && !s.due.empty()) ack(s);
+    } else if (r < 72) {
+      if (live && s.outstanding.size() < 4) acquire(s);
+    } else if (r < 78) {
+      if (live) release(s);
+    } else if (r < 87) {
+      advance(1 + pick(150), true);
+    } else if (r < 92) {
+      local_step();
+    } else if (r < 94) {
+      if (s.conn && chance(50)) {  // connection lost (partition or crash)
+        home.disconnect(s.id, false);
+        connection_died(s);
+      } else if (live) {  // clean unmount: drop the cache, then say goodbye
+        s.truth.clear();
+        home.disconnect(s.id, true);
+        connection_died(s);
+      }
+    } else if (r < 97) {
+      if (!s.conn && s.truth.empty()) connect(s);
+    } else {
+      if (chance(30)) s.hung = !s.hung;
+      if (!s.hung && !s.conn) s.truth.clear();  // woke up to a dead connection
+    }
+  }
+
+  // ---- checks ----
+  void check(uint64_t step) {
+    ASSERT_TRUE(failure.empty()) << failure;
+    std::map<ClientId, bool> known;
+    for (const auto& ci : home.clients()) known[ci.id] = ci.gone;
+    for (Ino ino = 1; ino <= kInos; ++ino) {
+      std::vector<Cells> actual, recorded;
+      for (auto& s : slots) {
+        auto t = s.truth.find(ino);
+        Cells a = cells_of(t == s.truth.end() ? std::vector<RangeMap::Seg>{} : t->second.all());
+        bool any = false;
+        for (State x : a) any |= x != State::kInvalid;
+        if (!any) continue;
+        ASSERT_TRUE(known.count(s.id)) << "step " << step << ": client " << s.id
+                                       << " still uses its cache, the home node forgot it";
+        std::vector<RangeMap::Seg> rec;
+        for (const auto& g : home.grants(s.id))
+          if (g.ino == ino) rec.push_back({g.range.beg, g.range.end, g.state});
+        Cells r = cells_of(rec);
+        for (size_t x = 0; x <= kCells; ++x)
+          ASSERT_GE(r[x], a[x]) << "step " << step << ": S2 broken, client " << s.id << " ino "
+                                << ino << " cell " << x;
+        actual.push_back(a);
+      }
+      for (const auto& [c, gone] : known) {
+        std::vector<RangeMap::Seg> rec;
+        for (const auto& g : home.grants(c))
+          if (g.ino == ino) rec.push_back({g.range.beg, g.range.end, g.state});
+        recorded.push_back(cells_of(rec));
+      }
+      std::vector<RangeMap::Seg> loc;
+      for (const auto& g : home.grants(kLocalClient))
+        if (g.ino == ino) loc.push_back({g.range.beg, g.range.end, g.state});
+      // Local accesses may overlap each other (the server orders its own); each one
+      // against the clients.
+      for (const auto& l : loc) {
+        Cells lc = cells_of({l});
+        actual.push_back(lc);
+        recorded.push_back(lc);
+      }
+      for (const auto* set : {&actual, &recorded}) {
+        for (size_t i = 0; i < set->size(); ++i)
+          for (size_t j = i + 1; j < set->size(); ++j)
+            for (size_t x = 0; x <= kCells; ++x) {
+              // Two local accesses never conflict with each other by design.
+              if (i >= set->size() - loc.size() && j >= set->size() - loc.size()) continue;
+              ASSERT_TRUE(compatible((*set)[i][x], (*set)[j][x]))
+                  << "step " << step << ": S1 broken, ino " << ino << " cell " << x << " ("
+                  << (set == &actual ? "actual" : "recorded") << ")";
+            }
+      }
+    }
+  }
+};
+
+int seeds() {
+  const char* e = std::getenv("DFLY_HOME_SEEDS");
+  return e ? std::atoi(e) : 2000;
+}
+
+TEST(HomeModel, RandomSchedules_SafetyEveryStep_LivenessAfterDrain) {
+  HomeConfig cfg;
+  cfg.lease_ms = kLease;
+  cfg.revoke_timeout_ms = kRevokeTimeout;
+  cfg.max_ranges_per_inode = 6;  // small, so ENOSPC paths run too
+  cfg.max_waiting_per_client = 3;
+  uint64_t grants = 0, revokes = 0, fenced = 0, retired = 0, fails = 0;
+  const int n = seeds();
+  for (int seed = 1; seed <= n; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Sim sim(static_cast<uint64_t>(seed), cfg);
+    if (const char* t = std::getenv("DFLY_HOME_TRACE")) sim.trace = std::atoi(t) == seed;
+    for (auto& s : sim.slots) sim.connect(s);
+    for (uint64_t i = 0; i < 400; ++i) {
+      sim.step();
+      sim.check(i);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    // Drain: everyone wakes up and behaves; no new requests.
+    for (auto& s : sim.slots) {
+      s.hung = false;
+      if (!s.conn) s.truth.clear();
+    }
+    for (uint64_t h : sim.local_granted) sim.home.local_release(h);
+    sim.local_granted.clear();
+    bool quiet = false;
+    for (int round = 0; round < 200 && !quiet; ++round) {
+      quiet = true;
+      for (auto& s : sim.slots) {
+        while (s.conn && (!s.up.empty() || !s.down.empty() || !s.due.empty())) {
+          quiet = false;
+          if (!s.up.empty()) sim.deliver_up(s);
+          if (!s.down.empty()) sim.deliver_down(s);
+          if (!s.due.empty()) sim.ack(s);
+          sim.check(1000 + round);
+          if (::testing::Test::HasFatalFailure()) return;
+        }
+      }
+      if (!sim.local_granted.empty()) quiet = false;  // releasing may grant
+      for (uint64_t h : sim.local_granted) sim.home.local_release(h);
+      sim.local_granted.clear();
+      auto st = sim.home.stats();
+      if (st.waiting != 0 || st.revokes_outstanding != 0 || !sim.local_waiting.empty()) {
+        quiet = false;
+        // Lets gone sessions' leases run out, and revokes to clients that gave up
+        // their session (they will never ack) reach their deadline.
+        sim.advance(50, true);
+      }
+    }
+    ASSERT_TRUE(quiet) << "not drained in bounded steps";
+    auto st = sim.home.stats();
+    EXPECT_EQ(st.waiting, 0u);
+    EXPECT_EQ(st.revokes_outstanding, 0u);
+    for (auto& s : sim.slots) {
+      if (s.conn) {
+        EXPECT_TRUE(s.outstanding.empty())
+            << "an unanswered request: client " << s.id << " req " << s.outstanding.begin()->first
+            << " ino " << s.outstanding.begin()->second.ino << " known " << [&] {
+                 for (auto& ci : sim.home.clients())
+                   if (ci.id == s.id) return 1 + ci.gone;
+                 return 0;
+               }();
+      }
+    }
+    grants += st.grants;
+    revokes += st.revokes_sent;
+    fenced += st.fenced_lease + st.fenced_revoke;
+    retired += st.revokes_retired;
+    fails += st.fails;
+  }
+  // The schedules must reach the interesting paths, or the test proves little.
+  EXPECT_GT(grants, 10u * static_cast<uint64_t>(n));
+  EXPECT_GT(revokes, static_cast<uint64_t>(n));
+  EXPECT_GT(fenced, 0u);
+  EXPECT_GT(retired, 0u);
+  EXPECT_GT(fails, 0u);
+  std::printf("home model: %d seeds, %lu grants, %lu revokes, %lu fenced, %lu retired, %lu fails\n",
+              n, static_cast<unsigned long>(grants), static_cast<unsigned long>(revokes),
+              static_cast<unsigned long>(fenced), static_cast<unsigned long>(retired),
+              static_cast<unsigned long>(fails));
+}
+
+}  // namespace
+}  // namespace dfly::cluster
