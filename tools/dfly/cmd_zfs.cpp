@@ -6,19 +6,30 @@
 //   dfly zfs get all DATASET            properties
 //   dfly zfs ls [-l] [-R] DATASET[@SNAP] [PATH]
 //   dfly zfs cat DATASET[@SNAP] PATH...
+//   dfly zfs mount DATASET[@SNAP] MOUNTPOINT [-d DIR] [--daemon] [--cache SIZE]
+//       read-only through the VFS and FUSE; serves in the foreground until
+//       SIGINT/SIGTERM/SIGHUP or unmount, then unmounts cleanly (--daemon detaches
+//       once mounted). Writes fail with EROFS; damaged blocks with EIO.
 // Nothing is ever written to a pool. Checksum errors that were healed from another
 // copy are reported on stderr after the command (and counted in status).
 #include <fmt/core.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "cli.h"
+#include "fuse/fuse_mount.h"
+#include "vfs/vfs.h"
 #include "zfs/datasets.h"
 #include "zfs/pool.h"
+#include "zfs/vnops/zfs_vnops.h"
 #include "zfs/zpl.h"
 
 namespace dfly::cli {
@@ -34,6 +45,10 @@ struct Opts {
   std::string type = "filesystem";
   std::vector<std::string> args;
   bool longfmt = false, recursive = false, scrub = false;
+  // mount
+  std::string cache = "128M";
+  unsigned threads = 8, lanes = 0;
+  bool daemon = false, debug = false;
 };
 
 std::string pool_of(const std::string& ds) {
@@ -460,6 +475,70 @@ int zfs_xattr(const Opts& o) {
   return rc;
 }
 
+// "64M" -> bytes (K, M, G suffixes, powers of 1024).
+std::optional<uint64_t> parse_size(const std::string& s) {
+  size_t pos = 0;
+  uint64_t v;
+  try {
+    v = std::stoull(s, &pos, 10);
+  } catch (...) {
+    return std::nullopt;
+  }
+  std::string suffix = s.substr(pos);
+  int shift = suffix.empty() || suffix == "B"  ? 0
+              : suffix == "K" || suffix == "k" ? 10
+              : suffix == "M" || suffix == "m" ? 20
+              : suffix == "G" || suffix == "g" ? 30
+                                               : -1;
+  if (shift < 0 || v > (UINT64_MAX >> shift)) return std::nullopt;
+  return v << shift;
+}
+
+int zfs_mount(const Opts& o) {
+  const std::string& name = o.args[0];
+  const std::string& mountpoint = o.args[1];
+  auto cache = parse_size(o.cache);
+  if (!cache || *cache < (1u << 20))
+    return fail("zfs mount", "--cache: not a size of at least 1M: " + o.cache);
+  // The pool is opened (and every error reported) before anything is mounted.
+  z::VnopsOptions vo;
+  vo.dir = o.dir;
+  vo.dataset = name;
+  unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  vo.lanes = o.lanes ? o.lanes : std::min({hw, o.threads, 4u});
+  auto fs = z::ZfsVnops::open(vo);
+  if (!fs.ok()) return fail("zfs mount " + name, fs.error());
+  z::ZfsVnops* zv = fs->get();
+  fuse::MountOptions mo;
+  mo.fsname = name;
+  mo.subtype = "dfly-zfs";
+  mo.max_threads = o.threads;
+  mo.handle_signals = true;
+  mo.debug = o.debug;
+  auto m = fuse::FuseMount::mount(mountpoint, mo);
+  if (!m.ok()) return fail("zfs mount " + name, m.error());
+  if (o.daemon) {
+    Status s = (*m)->daemonize();
+    if (!s.ok()) return fail("zfs mount " + name, s.error());
+  }
+  vfs::CacheConfig cc;
+  cc.max_bytes = *cache;
+  std::string healed;
+  Status s;
+  {
+    vfs::Vfs vfs(std::move(fs).value(), cc);
+    s = (*m)->run(vfs);
+    healed = zv->healing_report();
+  }
+  if (!healed.empty()) {
+    std::istringstream lines(healed);
+    for (std::string l; std::getline(lines, l);)
+      fmt::print(stderr, "dfly: zfs: pool {}: {}\n", pool_of(name), l);
+  }
+  if (!s.ok()) return fail("zfs mount " + name, s.error());
+  return 0;
+}
+
 CLI::App* verb(CLI::App* noun, const char* name, const char* help, std::shared_ptr<Opts> o,
                Action& action, int (*fn)(const Opts&)) {
   auto* v = noun->add_subcommand(name, help);
@@ -503,6 +582,21 @@ void add_zfs(CLI::App& app, Action& action) {
   xattr->add_option("args", o->args, "DATASET[@SNAP] PATH")->required()->expected(2);
   auto* cat = verb(noun, "cat", "write files of DATASET[@SNAP] to stdout", o, action, zfs_cat);
   cat->add_option("args", o->args, "DATASET[@SNAP] PATH...")->required()->expected(2, -1);
+  auto* mount = noun->add_subcommand(
+      "mount",
+      "mount DATASET[@SNAP] read-only on MOUNTPOINT through FUSE; serve until SIGINT/SIGTERM or "
+      "unmount");
+  mount->add_option("args", o->args, "DATASET[@SNAP] MOUNTPOINT")->required()->expected(2);
+  mount->add_option("-d,--dir", o->dir, "directory of devices or image files (default /dev)");
+  mount->add_option("--cache", o->cache, "buffer cache limit (default 128M)");
+  mount->add_option("--threads", o->threads, "FUSE serving threads")->check(CLI::Range(1, 64));
+  mount
+      ->add_option("--lanes", o->lanes,
+                   "independent pool readers (default: CPUs, at most 4 and --threads)")
+      ->check(CLI::Range(1, 16));
+  mount->add_flag("--daemon", o->daemon, "detach once mounted");
+  mount->add_flag("--debug", o->debug, "trace FUSE requests on stderr");
+  mount->callback([o, &action] { action = [o] { return zfs_mount(*o); }; });
 }
 
 }  // namespace
