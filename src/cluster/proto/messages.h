@@ -329,47 +329,47 @@ struct StatusReply {
 };
 
 // The op table ----------------------------------------------------------------------
-// X(name, value, direction, Request, Reply). Direction: C = client to server (frame
+// X(name, NAME, value, direction, Request, Reply). Direction: C = client to server (frame
 // kind request), S = server to client (frame kind push), H = handshake (request,
 // only before AUTH completes).
-#define DFLY_CLUSTER_OPS(X)                       \
-  X(kHello, 1, H, Hello, HelloReply)              \
-  X(kAuth, 2, H, Auth, AuthReply)                 \
-  X(kGetattr, 16, C, Getattr, AttrReply)          \
-  X(kLookup, 17, C, Lookup, AttrReply)            \
-  X(kMknod, 18, C, Mknod, AttrReply)              \
-  X(kMkdir, 19, C, Mkdir, AttrReply)              \
-  X(kSymlink, 20, C, Symlink, AttrReply)          \
-  X(kLink, 21, C, Link, AttrReply)                \
-  X(kUnlink, 22, C, Unlink, Empty)                \
-  X(kRmdir, 23, C, Rmdir, Empty)                  \
-  X(kRename, 24, C, Rename, Empty)                \
-  X(kReadlink, 25, C, Readlink, ReadlinkReply)    \
-  X(kSetattr, 26, C, Setattr, AttrReply)          \
-  X(kReaddir, 27, C, Readdir, ReaddirReply)       \
-  X(kRead, 28, C, Read, ReadReply)                \
-  X(kWrite, 29, C, Write, WriteReply)             \
-  X(kFsync, 30, C, Fsync, Empty)                  \
-  X(kStatfs, 31, C, Statfs, StatfsReply)          \
-  X(kGetxattr, 32, C, Getxattr, GetxattrReply)    \
-  X(kSetxattr, 33, C, Setxattr, Empty)            \
-  X(kListxattr, 34, C, Listxattr, ListxattrReply) \
-  X(kRemovexattr, 35, C, Removexattr, Empty)      \
-  X(kFallocate, 36, C, Fallocate, Empty)          \
-  X(kSeek, 37, C, Seek, SeekReply)                \
-  X(kReserve, 38, C, Reserve, Empty)              \
-  X(kForget, 39, C, Forget, Empty)                \
-  X(kAcquire, 64, C, Acquire, Granted)            \
-  X(kRelease, 65, C, Release, Empty)              \
-  X(kRenew, 66, C, Renew, RenewReply)             \
-  X(kStatus, 67, C, GetStatus, StatusReply)       \
-  X(kRevoke, 96, S, Revoke, RevokeAck)            \
-  X(kInvalEntry, 97, S, InvalEntry, Empty)        \
-  X(kInvalAttr, 98, S, InvalAttr, Empty)          \
-  X(kLeaseNotice, 99, S, LeaseNotice, Empty)
+#define DFLY_CLUSTER_OPS(X)                                    \
+  X(kHello, "HELLO", 1, H, Hello, HelloReply)                  \
+  X(kAuth, "AUTH", 2, H, Auth, AuthReply)                      \
+  X(kGetattr, "GETATTR", 16, C, Getattr, AttrReply)            \
+  X(kLookup, "LOOKUP", 17, C, Lookup, AttrReply)               \
+  X(kMknod, "MKNOD", 18, C, Mknod, AttrReply)                  \
+  X(kMkdir, "MKDIR", 19, C, Mkdir, AttrReply)                  \
+  X(kSymlink, "SYMLINK", 20, C, Symlink, AttrReply)            \
+  X(kLink, "LINK", 21, C, Link, AttrReply)                     \
+  X(kUnlink, "UNLINK", 22, C, Unlink, Empty)                   \
+  X(kRmdir, "RMDIR", 23, C, Rmdir, Empty)                      \
+  X(kRename, "RENAME", 24, C, Rename, Empty)                   \
+  X(kReadlink, "READLINK", 25, C, Readlink, ReadlinkReply)     \
+  X(kSetattr, "SETATTR", 26, C, Setattr, AttrReply)            \
+  X(kReaddir, "READDIR", 27, C, Readdir, ReaddirReply)         \
+  X(kRead, "READ", 28, C, Read, ReadReply)                     \
+  X(kWrite, "WRITE", 29, C, Write, WriteReply)                 \
+  X(kFsync, "FSYNC", 30, C, Fsync, Empty)                      \
+  X(kStatfs, "STATFS", 31, C, Statfs, StatfsReply)             \
+  X(kGetxattr, "GETXATTR", 32, C, Getxattr, GetxattrReply)     \
+  X(kSetxattr, "SETXATTR", 33, C, Setxattr, Empty)             \
+  X(kListxattr, "LISTXATTR", 34, C, Listxattr, ListxattrReply) \
+  X(kRemovexattr, "REMOVEXATTR", 35, C, Removexattr, Empty)    \
+  X(kFallocate, "FALLOCATE", 36, C, Fallocate, Empty)          \
+  X(kSeek, "SEEK", 37, C, Seek, SeekReply)                     \
+  X(kReserve, "RESERVE", 38, C, Reserve, Empty)                \
+  X(kForget, "FORGET", 39, C, Forget, Empty)                   \
+  X(kAcquire, "ACQUIRE", 64, C, Acquire, Granted)              \
+  X(kRelease, "RELEASE", 65, C, Release, Empty)                \
+  X(kRenew, "RENEW", 66, C, Renew, RenewReply)                 \
+  X(kStatus, "STATUS", 67, C, GetStatus, StatusReply)          \
+  X(kRevoke, "REVOKE", 96, S, Revoke, RevokeAck)               \
+  X(kInvalEntry, "INVAL_ENTRY", 97, S, InvalEntry, Empty)      \
+  X(kInvalAttr, "INVAL_ATTR", 98, S, InvalAttr, Empty)         \
+  X(kLeaseNotice, "LEASE_NOTICE", 99, S, LeaseNotice, Empty)
 
 enum class Op : uint16_t {
-#define DFLY_X(name, value, dir, Req, Rep) name = value,
+#define DFLY_X(name, str, value, dir, Req, Rep) name = value,
   DFLY_CLUSTER_OPS(DFLY_X)
 #undef DFLY_X
 };
@@ -378,12 +378,12 @@ enum class Op : uint16_t {
 // through OpOf<Req> / ReplyOf<Req>.
 template <typename Req>
 struct OpTraits;
-#define DFLY_X(name, value, dir, Req, Rep) \
-  template <>                              \
-  struct OpTraits<Req> {                   \
-    static constexpr Op kOp = Op::name;    \
-    static constexpr char kDir = #dir[0];  \
-    using Reply = Rep;                     \
+#define DFLY_X(name, str, value, dir, Req, Rep) \
+  template <>                                   \
+  struct OpTraits<Req> {                        \
+    static constexpr Op kOp = Op::name;         \
+    static constexpr char kDir = #dir[0];       \
+    using Reply = Rep;                          \
   };
 DFLY_CLUSTER_OPS(DFLY_X)
 #undef DFLY_X
@@ -392,7 +392,7 @@ inline constexpr Op kOpOf = OpTraits<Req>::kOp;
 template <typename Req>
 using ReplyOf = typename OpTraits<Req>::Reply;
 
-// "GETATTR", or nullptr for an opcode this version does not know.
+// "GETATTR" (the spec's name), or nullptr for an opcode this version does not know.
 const char* op_name(Op op);
 // 'H', 'C' or 'S' (see the table), or 0 for an unknown opcode.
 char op_direction(Op op);
@@ -401,9 +401,9 @@ char op_direction(Op op);
 template <typename F>
 bool with_op(Op op, F&& f) {
   switch (op) {
-#define DFLY_X(name, value, dir, Req, Rep) \
-  case Op::name:                           \
-    f(std::type_identity<Req>{});          \
+#define DFLY_X(name, str, value, dir, Req, Rep) \
+  case Op::name:                                \
+    f(std::type_identity<Req>{});               \
     return true;
     DFLY_CLUSTER_OPS(DFLY_X)
 #undef DFLY_X

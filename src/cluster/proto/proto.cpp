@@ -10,9 +10,9 @@ namespace dfly::cluster::proto {
 
 const char* op_name(Op op) {
   switch (op) {
-#define DFLY_X(name, value, dir, Req, Rep) \
-  case Op::name:                           \
-    return #name + 1;
+#define DFLY_X(name, str, value, dir, Req, Rep) \
+  case Op::name:                                \
+    return str;
     DFLY_CLUSTER_OPS(DFLY_X)
 #undef DFLY_X
   }
@@ -21,8 +21,8 @@ const char* op_name(Op op) {
 
 char op_direction(Op op) {
   switch (op) {
-#define DFLY_X(name, value, dir, Req, Rep) \
-  case Op::name:                           \
+#define DFLY_X(name, str, value, dir, Req, Rep) \
+  case Op::name:                                \
     return #dir[0];
     DFLY_CLUSTER_OPS(DFLY_X)
 #undef DFLY_X

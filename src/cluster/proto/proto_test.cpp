@@ -212,7 +212,7 @@ TEST(ClusterProto, UnknownOpcodeOrWrongDirection_IsEnosys) {
   read_as_push.kind = Kind::kPush;
   EXPECT_EQ(decode_request(read_as_push).error().code(), ENOSYS);
   EXPECT_EQ(op_name(Op(4242)), nullptr);
-  EXPECT_STREQ(op_name(Op::kGetattr), "Getattr");
+  EXPECT_STREQ(op_name(Op::kGetattr), "GETATTR");
 }
 
 TEST(ClusterProto, OverLimitFields_AreMalformed) {

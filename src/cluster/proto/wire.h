@@ -113,7 +113,7 @@ Result<Rep> decode_reply(const Frame& f) {
 }
 
 // Typed requests ----------------------------------------------------------------------
-#define DFLY_X(name, value, dir, Req, Rep) , Req
+#define DFLY_X(name, str, value, dir, Req, Rep) , Req
 using Request = std::variant<std::monostate DFLY_CLUSTER_OPS(DFLY_X)>;
 #undef DFLY_X
 
