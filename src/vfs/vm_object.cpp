@@ -684,12 +684,13 @@ void VmObject::lower_state(ccms::Dataspace&, ccms::Range r, ccms::State from, cc
       Status s = write_back_held(g);
       if (!s.ok() && !err) err = s.error().code();
       if (to != ccms::State::kInvalid) continue;
+      // Every set_state here covers whole granules (lower(), evict()), and it holds all
+      // of its range while calling us once per run of equal state; runs may split a
+      // page (mark_modified marks a write's exact bytes), so any page a run touches
+      // lies wholly in the held range.
       std::lock_guard l(mu_);
       auto it = pages_.find(g);
-      // Only whole pages (state boundaries are on granules; a part page would belong
-      // to a neighbouring range someone may be using).
-      if (it == pages_.end() || g < beg || g + kGranule > end) continue;
-      drop(it);
+      if (it != pages_.end()) drop(it);
     }
     if (to == ccms::State::kInvalid) cache_.freed();
   }
