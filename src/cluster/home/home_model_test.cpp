@@ -31,7 +31,7 @@ namespace {
 constexpr uint64_t kCells = 32;  // offsets 0..31 one cell each; cell 32 is [32, kEnd)
 constexpr size_t kInos = 3;
 constexpr size_t kSlots = 5;
-constexpr uint64_t kLease = 1000, kRevokeTimeout = 300;
+constexpr uint64_t kLease = 2000, kRevokeTimeout = 800;
 
 using Cells = std::array<State, kCells + 1>;
 
@@ -256,7 +256,7 @@ struct Sim : HomeOutput {
         s.truth.clear();
         if (s.conn) connection_died(s);
       }
-      if (auto_renew && s.conn && !s.hung && now - s.last_sent >= 200) send(s, {Up::kRenew, 0});
+      if (auto_renew && s.conn && !s.hung && now - s.last_sent >= 400) send(s, {Up::kRenew, 0});
     }
     home.tick(now);
   }
@@ -281,23 +281,27 @@ struct Sim : HomeOutput {
 
   void step() {
     Slot& s = slots[pick(kSlots)];
-    unsigned r = static_cast<unsigned>(pick(100));
+    unsigned r = static_cast<unsigned>(pick(1000));
+    if (s.hung && chance(3)) {
+      s.hung = false;                // a stall ends
+      if (!s.conn) s.truth.clear();  // to a dead connection
+    }
     bool live = s.conn && !s.hung;
-    if (r < 24) {
+    if (r < 250) {
       if (live && !s.up.empty()) deliver_up(s);
-    } else if (r < 48) {
+    } else if (r < 500) {
       if (live && !s.down.empty()) deliver_down(s);
-    } else if (r < 60) {
+    } else if (r < 640) {
       if (live && !s.due.empty()) ack(s);
-    } else if (r < 72) {
+    } else if (r < 780) {
       if (live && s.outstanding.size() < 4) acquire(s);
-    } else if (r < 78) {
+    } else if (r < 840) {
       if (live) release(s);
-    } else if (r < 87) {
-      advance(1 + pick(150), true);
-    } else if (r < 92) {
+    } else if (r < 920) {
+      advance(chance(97) ? 1 + pick(60) : 200 + pick(1000), true);  // now and then a stall
+    } else if (r < 960) {
       local_step();
-    } else if (r < 94) {
+    } else if (r < 970) {
       if (s.conn && chance(50)) {  // connection lost (partition or crash)
         home.disconnect(s.id, false);
         connection_died(s);
@@ -306,10 +310,10 @@ struct Sim : HomeOutput {
         home.disconnect(s.id, true);
         connection_died(s);
       }
-    } else if (r < 97) {
+    } else if (r < 990) {
       if (!s.conn && s.truth.empty()) connect(s);
     } else {
-      if (chance(30)) s.hung = !s.hung;
+      if (s.hung || chance(20)) s.hung = !s.hung;
       if (!s.hung && !s.conn) s.truth.clear();  // woke up to a dead connection
     }
   }
@@ -380,14 +384,14 @@ TEST(HomeModel, RandomSchedules_SafetyEveryStep_LivenessAfterDrain) {
   cfg.revoke_timeout_ms = kRevokeTimeout;
   cfg.max_ranges_per_inode = 6;  // small, so ENOSPC paths run too
   cfg.max_waiting_per_client = 3;
-  uint64_t grants = 0, revokes = 0, fenced = 0, retired = 0, fails = 0;
+  uint64_t grants = 0, revokes = 0, fenced = 0, fenced_lease = 0, retired = 0, fails = 0;
   const int n = seeds();
   for (int seed = 1; seed <= n; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     Sim sim(static_cast<uint64_t>(seed), cfg);
     if (const char* t = std::getenv("DFLY_HOME_TRACE")) sim.trace = std::atoi(t) == seed;
     for (auto& s : sim.slots) sim.connect(s);
-    for (uint64_t i = 0; i < 400; ++i) {
+    for (uint64_t i = 0; i < 500; ++i) {
       sim.step();
       sim.check(i);
       if (::testing::Test::HasFatalFailure()) return;
@@ -441,6 +445,7 @@ TEST(HomeModel, RandomSchedules_SafetyEveryStep_LivenessAfterDrain) {
     grants += st.grants;
     revokes += st.revokes_sent;
     fenced += st.fenced_lease + st.fenced_revoke;
+    fenced_lease += st.fenced_lease;
     retired += st.revokes_retired;
     fails += st.fails;
   }
@@ -450,10 +455,12 @@ TEST(HomeModel, RandomSchedules_SafetyEveryStep_LivenessAfterDrain) {
   EXPECT_GT(fenced, 0u);
   EXPECT_GT(retired, 0u);
   EXPECT_GT(fails, 0u);
-  std::printf("home model: %d seeds, %lu grants, %lu revokes, %lu fenced, %lu retired, %lu fails\n",
-              n, static_cast<unsigned long>(grants), static_cast<unsigned long>(revokes),
-              static_cast<unsigned long>(fenced), static_cast<unsigned long>(retired),
-              static_cast<unsigned long>(fails));
+  std::printf(
+      "home model: %d seeds, %lu grants, %lu revokes, %lu fenced (%lu at lease end), %lu "
+      "retired, %lu fails\n",
+      n, static_cast<unsigned long>(grants), static_cast<unsigned long>(revokes),
+      static_cast<unsigned long>(fenced), static_cast<unsigned long>(fenced_lease),
+      static_cast<unsigned long>(retired), static_cast<unsigned long>(fails));
 }
 
 }  // namespace
