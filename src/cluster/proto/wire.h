@@ -140,6 +140,8 @@ class FrameReader {
   // the stream cannot be resynchronised) for a malformed header.
   Result<std::optional<Frame>> next();
   size_t buffered() const { return end_ - pos_; }
+  // A handshake reads with a small limit and raises it once the peer is trusted.
+  void set_max_body(size_t max_body) { max_body_ = max_body; }
 
  private:
   std::vector<std::byte> buf_;  // [pos_, end_) holds bytes not yet cut into frames
