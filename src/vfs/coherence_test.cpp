@@ -225,6 +225,66 @@ TEST(Coherence, NamespaceChangesSeenAtOnce) {
   EXPECT_EQ(MUST(k.vfs[1]->getattr(*d)).mode & 07777, 0600u);
 }
 
+// The kernel's caches are told what a revocation drops, through the registered hooks.
+TEST(Coherence, KernelHooksHearRevocations) {
+  struct Hooks : KernelHooks {
+    std::mutex mu;
+    std::vector<std::string> calls;
+    void inval_data(Vnode& vp, uint64_t off, uint64_t len) override {
+      std::lock_guard g(mu);
+      calls.push_back("data " + std::to_string(Vfs::ino(vp)) + " " + std::to_string(off) + " " +
+                      std::to_string(len));
+    }
+    void inval_attr(Vnode& vp) override {
+      std::lock_guard g(mu);
+      calls.push_back("attr " + std::to_string(Vfs::ino(vp)));
+    }
+    void inval_entry(Vnode& dir, std::string_view name) override {
+      std::lock_guard g(mu);
+      calls.push_back("entry " + std::to_string(Vfs::ino(dir)) + " " + std::string(name));
+    }
+  } hooks;
+  Cluster k(2);
+  k.vfs[0]->set_kernel_hooks(&hooks);
+  VnodeRef a = MUST(k.vfs[0]->mknod(*k.root[0], "f", 0644 | S_IFREG, 0, {}));
+  std::string ino = std::to_string(Vfs::ino(*a)), root = std::to_string(Vfs::ino(*k.root[0]));
+  MUST(k.vfs[0]->write(*a, 100, B("x"), false));  // A: data [0, 64K) and attr exclusive
+  EXPECT_TRUE(hooks.calls.empty());
+  VnodeRef b = MUST(k.vfs[1]->lookup(*k.root[1], "f"));
+  EXPECT_EQ(k.read(1, *b, 100, 1), "x");  // A keeps SHARED: nothing to drop
+  EXPECT_TRUE(hooks.calls.empty());
+  MUST(k.vfs[1]->write(*b, 70000, B("y"), false));  // extends: A loses the attributes
+  MUST(k.vfs[1]->write(*b, 10, B("z"), false));     // A loses [0, 64K)
+  std::vector<std::string> want = {"attr " + ino, "data " + ino + " 0 65536"};
+  EXPECT_EQ(hooks.calls, want);
+  hooks.calls.clear();
+  MUST(k.vfs[1]->unlink(*k.root[1], "f"));
+  EXPECT_EQ(hooks.calls, (std::vector<std::string>{"entry " + root + " f", "attr " + ino}));
+  k.vfs[0]->set_kernel_hooks(nullptr);
+}
+
+// A small cache evicts clean pages held under SHARED by giving the state up locally;
+// data stays correct and the cache stays bounded.
+TEST(Coherence, EvictionOfSharedPages) {
+  CacheConfig small = lazy();
+  small.max_bytes = 1 << 20;
+  small.flush_interval_ms = 20;
+  Cluster k(2, small);
+  VnodeRef a = MUST(k.vfs[0]->mknod(*k.root[0], "big", 0644 | S_IFREG, 0, {}));
+  std::string data = pattern('e', 4 << 20);
+  for (size_t off = 0; off < data.size(); off += 1 << 18)
+    MUST(k.vfs[0]->write(*a, off, B(data.substr(off, 1 << 18)), false));
+  MUST(k.vfs[0]->fsync(*a, false));
+  VnodeRef b = MUST(k.vfs[1]->lookup(*k.root[1], "big"));
+  for (int pass = 0; pass < 2; ++pass)
+    for (size_t off = 0; off < data.size(); off += 1 << 16) {
+      ASSERT_TRUE(k.read(1, *b, off, 1 << 16) == data.substr(off, 1 << 16)) << off;
+      ASSERT_LE(k.vfs[1]->stats().bytes, 3u << 20);  // throttled near the bound
+    }
+  MUST(k.vfs[0]->write(*a, 5, B("new"), false));
+  EXPECT_EQ(k.read(1, *b, 0, 10), data.substr(0, 5) + "new" + data.substr(8, 2));
+}
+
 // Several threads, each driving its own client, on a few shared files. Operations
 // take turns in a seeded random order (a schedule of which client goes next), each
 // with its model update under one mutex, so the model is the sequence of completed
