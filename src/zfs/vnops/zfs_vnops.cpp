@@ -87,7 +87,10 @@ ZfsVnops::Held ZfsVnops::lane() {
 
 Error ZfsVnops::note(Error e, std::string_view what, uint64_t obj) {
   int code = e.code();
-  if (options_.log_errors && code != ENOENT && code != ENODATA && code != EROFS &&
+  // Answers about the namespace are not failures; damage and corruption are.
+  bool expected = code == ENOENT || code == ENODATA || code == EROFS || code == ENOTDIR ||
+                  code == EISDIR || code == ERANGE;
+  if (options_.log_errors && !expected &&
       logged_.fetch_add(1, std::memory_order_relaxed) < kMaxLogged)
     std::fprintf(stderr, "dfly: zfs mount %s: %s of object %llu: %s\n", options_.dataset.c_str(),
                  std::string(what).c_str(), static_cast<unsigned long long>(obj),

@@ -93,7 +93,7 @@ class ZfsVnops final : public vfs::Filesystem {
  private:
   struct Lane {
     std::mutex mu;
-    std::unique_ptr<Pool> pool;      // declared first: fs points into it
+    std::unique_ptr<Pool> pool;           // declared first: fs points into it
     std::unique_ptr<zfs::Filesystem> fs;  // guarded by mu
   };
   // A locked lane for the calling thread.
