@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <random>
 #include <string>
@@ -460,6 +461,66 @@ TEST(CoherenceConcurrency, WritersOnSharedPages) {
       EXPECT_TRUE(k.read(r, *vp[r], (c * 7 + 3) * kRegion, kRegion) == last[c]) << r << " " << c;
   EXPECT_TRUE(k.home.consistent());
   EXPECT_GT(k.home.revocations.load(), 0u);
+  vp.clear();
+}
+
+// Reads concurrent with writes, no test mutex. Each block has one writer thread (its
+// own client) that stamps the whole block with increasing versions and publishes
+// each version once write() returned; reader threads on every client check that a
+// block read is one version throughout (a write is atomic to readers) and is at least
+// the version published before the read started (every completed write is seen).
+// Blocks are 3000 bytes, so 64 KiB pages and their states are shared by writers.
+TEST(CoherenceConcurrency, ReadsSeeEveryCompletedWrite) {
+  constexpr int kClients = 3, kBlocksPerWriter = 4, kWrites = 150, kReads = 400;
+  constexpr uint64_t kBlock = 3000;
+  constexpr int kBlocks = kClients * kBlocksPerWriter;
+  Cluster k(kClients);
+  std::vector<VnodeRef> vp;
+  vp.push_back(MUST(k.vfs[0]->mknod(*k.root[0], "v", 0644 | S_IFREG, 0, {})));
+  for (int c = 1; c < kClients; ++c) vp.push_back(MUST(k.vfs[c]->lookup(*k.root[c], "v")));
+  auto stamp = [](uint32_t version) {
+    std::string s(kBlock, '\0');
+    for (size_t i = 0; i + 4 <= kBlock; i += 4) std::memcpy(&s[i], &version, 4);
+    return s;
+  };
+  MUST(k.vfs[0]->write(*vp[0], 0, B(std::string(kBlocks * kBlock, '\0')), false));
+  std::vector<std::atomic<uint32_t>> published(kBlocks);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> ts;
+  for (int c = 0; c < kClients; ++c) {
+    ts.emplace_back([&, c] {  // writer of blocks c, c + kClients, ...
+      std::mt19937_64 rng(1000 + c);
+      for (uint32_t v = 1; v <= kWrites && failures < 5; ++v) {
+        int blk = c + kClients * static_cast<int>(rng() % kBlocksPerWriter);
+        auto w = k.vfs[c]->write(*vp[c], blk * kBlock, B(stamp(v)), false);
+        if (!w.ok() || *w != kBlock) failures++;
+        published[blk].store(v);  // every earlier version of blk completed too
+      }
+    });
+    ts.emplace_back([&, c] {  // a reader on the same client
+      std::mt19937_64 rng(2000 + c);
+      std::string got(kBlock, '\0');
+      for (int i = 0; i < kReads && failures < 5; ++i) {
+        int blk = static_cast<int>(rng() % kBlocks);
+        uint32_t floor = published[blk].load();
+        auto r = k.vfs[c]->read(*vp[c], blk * kBlock, std::as_writable_bytes(std::span(got)));
+        if (!r.ok() || *r != kBlock) {
+          failures++;
+          continue;
+        }
+        uint32_t v;
+        std::memcpy(&v, got.data(), 4);
+        if (got != stamp(v) || v < floor) {
+          ADD_FAILURE() << "client " << c << " block " << blk << ": read version " << v
+                        << (got != stamp(v) ? " (torn)" : "") << ", completed before: " << floor;
+          failures++;
+        }
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_TRUE(k.home.consistent());
   vp.clear();
 }
 
