@@ -179,6 +179,9 @@ void Connection::fail(const Error& why) {
     close_reason_.emplace(why);
     pending.swap(pending_);
   }
+  // Logged before the socket closes, so whoever sees the close can find the reason.
+  if (why.message() != "closed locally" && why.message() != "connection released")
+    log("closing: " + why.to_string());
   uint64_t one = 1;
   if (::write(wake_fd_, &one, sizeof one) < 0) {
     // Cannot fail for a fresh eventfd written once; the shutdown below still wakes.
@@ -191,8 +194,6 @@ void Connection::fail(const Error& why) {
     else
       p.done(std::move(e));
   }
-  if (why.message() != "closed locally" && why.message() != "connection released")
-    log("closing: " + why.to_string());
   if (on_close_) pool_->post([cb = on_close_, why] { cb(why); });
 }
 

@@ -11,8 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <cerrno>
 #include <cstdio>
+#include <ctime>
 
 namespace dfly::cluster::transport {
 
@@ -34,6 +37,41 @@ std::string ssl_errors() {
 Error tls_error(const std::string& what, int code = EPROTO) {
   return Error(code, what + ": " + ssl_errors());
 }
+
+// OpenSSL writes to the socket with write(2), which raises SIGPIPE when the peer is
+// gone (plain streams use send(MSG_NOSIGNAL) instead). A library must not change the
+// process's signal dispositions, so every SSL call runs with SIGPIPE blocked in its
+// thread, and a SIGPIPE it raised (thread-directed, so pending on this thread) is
+// consumed before unblocking; the write error itself arrives as EPIPE.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~SigpipeGuard() {
+    int saved = errno;  // callers read errno after the SSL call
+    if (!was_pending_) {
+      sigset_t pending;
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        timespec zero{0, 0};
+        while (sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
+        }
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    errno = saved;
+  }
+
+ private:
+  sigset_t pipe_, old_;
+  bool was_pending_ = false;
+};
 
 class PlainStream : public Stream {
  public:
@@ -61,10 +99,14 @@ class PlainStream : public Stream {
 class TlsStream : public Stream {
  public:
   TlsStream(int fd, SSL* ssl) : Stream(fd), ssl_(ssl) {}
-  ~TlsStream() override { SSL_free(ssl_); }
+  ~TlsStream() override {
+    SigpipeGuard sg;
+    SSL_free(ssl_);
+  }
   bool tls() const override { return true; }
   Result<ssize_t> read(std::span<std::byte> buf) override {
     std::lock_guard g(mu_);
+    SigpipeGuard sg;
     ERR_clear_error();
     int n = SSL_read(ssl_, buf.data(), int(std::min<size_t>(buf.size(), 1 << 30)));
     if (n > 0) return ssize_t(n);
@@ -72,6 +114,7 @@ class TlsStream : public Stream {
   }
   Result<ssize_t> write(std::span<const std::byte> buf) override {
     std::lock_guard g(mu_);
+    SigpipeGuard sg;
     ERR_clear_error();
     int n = SSL_write(ssl_, buf.data(), int(std::min<size_t>(buf.size(), 1 << 30)));
     if (n > 0) return ssize_t(n);
@@ -112,7 +155,11 @@ Result<std::unique_ptr<Stream>> tls_handshake(int fd, const TlsContext& c, bool 
     SSL_set1_host(ssl, c.server_name().c_str());
   while (true) {
     ERR_clear_error();
-    int r = server ? SSL_accept(ssl) : SSL_connect(ssl);
+    int r;
+    {
+      SigpipeGuard sg;
+      r = server ? SSL_accept(ssl) : SSL_connect(ssl);
+    }
     if (r == 1) break;
     int e = SSL_get_error(ssl, r);
     short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
