@@ -178,7 +178,6 @@ class HomeNode {
   uint64_t now_ = 0;
   uint64_t next_revoke_id_ = 1;
   uint64_t next_handle_ = 1;
-  uint64_t next_seq_ = 1;
   std::map<ClientId, std::unique_ptr<Client>> clients_;
   std::map<Ino, std::unique_ptr<Inode>> inodes_;
   std::map<uint64_t, std::unique_ptr<Revoke>> revokes_;

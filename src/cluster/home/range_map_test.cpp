@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <random>
 
@@ -70,12 +71,21 @@ TEST(RangeMap, RandomOpsMatchPerOffsetReference) {
         m.lower({a, b}, s);
       }
       for (uint64_t x = a; x < b; ++x) ref[x] = raise ? std::max(ref[x], s) : std::min(ref[x], s);
+      std::array<State, N> got{};
       size_t runs = 0;
+      for (const auto& g : m.all()) {
+        ASSERT_LT(g.beg, g.end);
+        ASSERT_LE(g.end, N);
+        ASSERT_NE(g.state, State::kInvalid);
+        for (uint64_t x = g.beg; x < g.end; ++x) got[x] = g.state;
+      }
       for (uint64_t x = 0; x < N; ++x) {
-        ASSERT_EQ(m.max_in({x, x + 1}), ref[x]) << "seed " << seed << " x " << x;
+        ASSERT_EQ(got[x], ref[x]) << "seed " << seed << " x " << x;
         if (ref[x] != State::kInvalid && (x == 0 || ref[x - 1] != ref[x])) ++runs;
       }
-      ASSERT_EQ(m.size(), runs) << "seed " << seed;
+      ASSERT_EQ(m.size(), runs) << "seed " << seed << ": equal neighbours not merged";
+      State want = a < b ? *std::max_element(ref.begin() + a, ref.begin() + b) : State::kInvalid;
+      ASSERT_EQ(m.max_in({a, b}), want) << "seed " << seed;
       ASSERT_EQ(m.max_in({N, kEnd}), State::kInvalid);
     }
   }
