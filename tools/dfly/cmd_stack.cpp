@@ -3,6 +3,7 @@
 //   dfly stack run  --tap NAME --addr CIDR [--tap NAME --addr CIDR]... [--cpus N]
 //                   [--gateway IP] [--route PREFIX via GW]... [--mtu N] [--pcap FILE]
 //                   [--seconds N] [--echo] [--discard] [--control PATH] [--json]
+//                   [--fault drop=P,dup=P,reorder=P,corrupt=P,seed=N] [--max-time-wait N]
 //       serves ARP and ICMP echo (and UDP echo on port 7, discard on port 9, on the
 //       first interface) until SIGINT/SIGTERM (or N seconds); with two or more
 //       TAPs it routes between them (router mode). SIGUSR1 prints the counters;
@@ -34,6 +35,7 @@
 #include "base/futex.h"
 #include "cli.h"
 #include "lwkt/cpu.h"
+#include "net/dev/fault_injector.h"
 #include "net/dev/pcap.h"
 #include "net/dev/tap.h"
 #include "net/ip/interface.h"
@@ -56,7 +58,9 @@ struct StackOptions {
   uint32_t mtu = 1500;
   int cpus = 1;  // protocol threads; the link is served by the first
   std::string pcap;
-  int seconds = 0;  // 0: until a signal
+  std::string fault;            // run: damage the first TAP's traffic (fault injector spec)
+  size_t max_time_wait = 8192;  // run: TIME_WAIT connections kept per CPU
+  int seconds = 0;              // 0: until a signal
   bool json = false;
   bool echo = false;     // run: UDP echo service (RFC 862, port 7)
   bool discard = false;  // run: UDP discard service (RFC 863, port 9)
@@ -173,7 +177,10 @@ struct Stack {
   std::vector<std::string> names;
   std::vector<std::unique_ptr<net::TapDevice>> taps;
   std::unique_ptr<net::PcapWriter> pcap;
-  std::unique_ptr<net::PcapDevice> traced;  // the first TAP, recorded
+  std::unique_ptr<net::PcapDevice> traced;     // the first TAP, recorded
+  std::unique_ptr<net::FaultInjector> faulty;  // the first TAP, damaged (--fault)
+  std::thread fault_pump;                      // releases frames faulty holds back
+  std::atomic<bool> stop_pump{false};
   std::unique_ptr<lwkt::System> sys;
   std::unique_ptr<net::MbufPool> pool;
   std::unique_ptr<net::ip::Router> router;
@@ -181,6 +188,8 @@ struct Stack {
   std::unique_ptr<net::ip::UdpService> echo, discard;  // closed before the interfaces
   std::vector<std::unique_ptr<net::ip::TcpService>> tcp;
   ~Stack() {
+    stop_pump.store(true);
+    if (fault_pump.joinable()) fault_pump.join();
     echo.reset();
     discard.reset();
     tcp.clear();
@@ -200,6 +209,14 @@ struct Stack {
                             {"exhausted", c.exhausted},     {"magazine_swaps", c.magazine_swaps},
                             {"depot_gets", c.depot_gets},   {"depot_puts", c.depot_puts}};
     };
+    if (faulty) {
+      auto lane = [](const net::FaultCounts& f) {
+        return nlohmann::json{{"seen", f.seen},           {"dropped", f.dropped},
+                              {"corrupted", f.corrupted}, {"duplicated", f.duplicated},
+                              {"reordered", f.reordered}, {"delayed", f.delayed}};
+      };
+      j["faults"] = {{"rx", lane(faulty->rx_faults())}, {"tx", lane(faulty->tx_faults())}};
+    }
     net::MbufPoolStats m = pool->stats();
     j["mbufs"] = {{"small", cache(m.small)}, {"cluster", cache(m.cluster)}};
     for (auto& svc : tcp) {
@@ -233,6 +250,49 @@ Result<std::pair<net::wire::Ipv4Cidr, net::wire::Ipv4Addr>> parse_route(
   auto gw = net::wire::Ipv4Addr::parse(w[2]);
   if (!gw.ok()) return std::move(gw).error();
   return std::pair{*prefix, *gw};
+}
+
+// "drop=0.01,dup=0.01,reorder=0.01,corrupt=0.001,seed=7": every rate applies to both
+// directions, except reorder, which only the transmit side does (a frame held back on
+// the receive side would wait for the next arrival, and the Interface does not poll).
+Result<net::FaultConfig> parse_fault(const std::string& spec) {
+  net::FaultConfig cfg;
+  size_t pos = 0;
+  while (pos < spec.size()) {
+    size_t comma = spec.find(',', pos);
+    std::string item =
+        spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? spec.size() : comma + 1;
+    size_t eq = item.find('=');
+    if (eq == std::string::npos)
+      return Error(EINVAL, fmt::format("'{}': expected KEY=VALUE", item));
+    std::string key = item.substr(0, eq), val = item.substr(eq + 1);
+    char* end = nullptr;
+    errno = 0;
+    if (key == "seed") {
+      uint64_t seed = std::strtoull(val.c_str(), &end, 10);
+      if (val.empty() || *end != '\0' || errno != 0)
+        return Error(EINVAL, fmt::format("seed '{}': not a number", val));
+      cfg.seed = seed;
+      continue;
+    }
+    double rate = std::strtod(val.c_str(), &end);
+    if (val.empty() || *end != '\0' || errno != 0 || !(rate >= 0 && rate <= 1))
+      return Error(EINVAL, fmt::format("{} '{}': expected a probability in [0, 1]", key, val));
+    if (key == "drop") {
+      cfg.rx.drop = cfg.tx.drop = rate;
+    } else if (key == "dup") {
+      cfg.rx.duplicate = cfg.tx.duplicate = rate;
+    } else if (key == "corrupt") {
+      cfg.rx.corrupt = cfg.tx.corrupt = rate;
+    } else if (key == "reorder") {
+      cfg.tx.reorder = rate;
+    } else {
+      return Error(EINVAL,
+                   fmt::format("unknown fault '{}' (drop, dup, reorder, corrupt, seed)", key));
+    }
+  }
+  return cfg;
 }
 
 Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
@@ -276,16 +336,34 @@ Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
       st->traced = std::make_unique<net::PcapDevice>(*st->taps[0], *st->pcap);
       dev = st->traced.get();
     }
+    if (i == 0 && !o.fault.empty()) {
+      auto fc = parse_fault(o.fault);
+      if (!fc.ok()) return std::move(fc).error().with_context("--fault");
+      st->faulty = std::make_unique<net::FaultInjector>(*dev, *fc);
+      dev = st->faulty.get();
+    }
     net::ip::InterfaceConfig cfg;
     cfg.addr = cidrs[i];
     cfg.ifindex = int32_t(i + 1);
     cfg.router = st->router.get();
+    cfg.max_time_wait = o.max_time_wait;
     for (int c = 0; c < o.cpus; c++) cfg.proto_cpus.push_back(&st->sys->cpu(c));
     // Links spread over the CPUs too: interface i is served by CPU i mod N.
     lwkt::Cpu& link = st->sys->cpu(int(i) % o.cpus);
     st->ifs.push_back(TRY(net::ip::Interface::start(link, *dev, *st->pool, cfg)));
     Status a = st->router->attach(*st->ifs.back());
     if (!a.ok()) return std::move(a).error().with_context("--tap " + o.taps[i]);
+  }
+  if (st->faulty) {
+    // Reordered frames are released only when the injector's transmit side runs;
+    // run it on the first link's CPU (its tx owner) every millisecond.
+    Stack* raw = st.get();
+    st->fault_pump = std::thread([raw] {
+      while (!raw->stop_pump.load()) {
+        lwkt::run_on(raw->sys->cpu(0), [raw] { raw->faulty->poll_tx(); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
   }
   for (auto& [prefix, gw] : routes) {
     Status a = st->router->add(prefix, gw);
@@ -682,6 +760,12 @@ void add_stack(CLI::App& app, Action& action) {
       "run", "serve ARP and ICMP echo (and route, with 2+ TAPs) until SIGINT/SIGTERM");
   common_options(run, *o, /*many=*/true);
   run->add_option("--seconds", o->seconds, "stop after N seconds")->check(CLI::Range(1, 86400));
+  run->add_option("--fault", o->fault,
+                  "damage the first TAP's frames on purpose, e.g. "
+                  "drop=0.01,dup=0.01,reorder=0.01,corrupt=0.001,seed=7");
+  run->add_option("--max-time-wait", o->max_time_wait,
+                  "TIME_WAIT connections kept per CPU; the oldest beyond it end early")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   run->add_flag("--echo", o->echo, "serve UDP echo (RFC 862) on port 7");
   run->add_flag("--discard", o->discard, "serve UDP discard (RFC 863) on port 9");
   run->add_flag("--tcp-echo", o->tcp_echo, "serve TCP echo (RFC 862) on port 7");

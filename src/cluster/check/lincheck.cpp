@@ -195,8 +195,7 @@ std::string describe(const Op& op) {
 }
 
 Verdict check(const std::vector<Op>& history,
-              const std::vector<std::pair<std::string, std::string>>& initial,
-              uint64_t max_steps) {
+              const std::vector<std::pair<std::string, std::string>>& initial, uint64_t max_steps) {
   Verdict v;
   const size_t n = history.size();
   std::vector<Entry> events(2 * n);
@@ -236,8 +235,8 @@ Verdict check(const std::vector<Op>& history,
   while (head.next) {
     if (++v.steps > max_steps) {
       v.decided = false;
-      v.explanation = "search bound reached after " + std::to_string(stack.size()) +
-                      " of " + std::to_string(n) + " operations";
+      v.explanation = "search bound reached after " + std::to_string(stack.size()) + " of " +
+                      std::to_string(n) + " operations";
       return v;
     }
     if (e->is_call) {

@@ -46,7 +46,8 @@ Op M(int p, uint64_t c, uint64_t r, std::string from, std::string to, int err = 
 const std::vector<std::pair<std::string, std::string>> kOneFile = {{"f", ""}};
 
 TEST(Lincheck, ReadAfterCompletedWrite_MustSeeIt) {
-  EXPECT_TRUE(check({W(0, 1, 2, "f", 0, "abc"), R(1, 3, 4, "f", 0, 3, "abc")}, kOneFile).linearizable);
+  EXPECT_TRUE(
+      check({W(0, 1, 2, "f", 0, "abc"), R(1, 3, 4, "f", 0, 3, "abc")}, kOneFile).linearizable);
   Verdict v = check({W(0, 1, 2, "f", 0, "abc"), R(1, 3, 4, "f", 0, 3, "")}, kOneFile);
   EXPECT_FALSE(v.linearizable);
   EXPECT_TRUE(v.decided);
@@ -55,10 +56,12 @@ TEST(Lincheck, ReadAfterCompletedWrite_MustSeeIt) {
 
 TEST(Lincheck, ConcurrentReadMaySeeEitherButNotAMix) {
   for (std::string seen : {"", "abcd"})
-    EXPECT_TRUE(check({W(0, 1, 10, "f", 0, "abcd"), R(1, 2, 9, "f", 0, 4, seen)}, kOneFile).linearizable)
+    EXPECT_TRUE(
+        check({W(0, 1, 10, "f", 0, "abcd"), R(1, 2, 9, "f", 0, 4, seen)}, kOneFile).linearizable)
         << seen;
   // Half of the write: no single point explains it.
-  EXPECT_FALSE(check({W(0, 1, 10, "f", 0, "abcd"), R(1, 2, 9, "f", 0, 4, "ab")}, kOneFile).linearizable);
+  EXPECT_FALSE(
+      check({W(0, 1, 10, "f", 0, "abcd"), R(1, 2, 9, "f", 0, 4, "ab")}, kOneFile).linearizable);
 }
 
 TEST(Lincheck, NoGoingBackInTime) {
@@ -71,8 +74,12 @@ TEST(Lincheck, NoGoingBackInTime) {
 }
 
 TEST(Lincheck, SizesTruncatesAndHoles) {
-  auto h = {W(0, 1, 2, "f", 5, "z"), S(1, 3, 4, "f", 6), R(1, 5, 6, "f", 0, 10, std::string(5, '\0') + "z"),
-            T(0, 7, 8, "f", 2), S(1, 9, 10, "f", 2), R(1, 11, 12, "f", 0, 10, std::string(2, '\0'))};
+  auto h = {W(0, 1, 2, "f", 5, "z"),
+            S(1, 3, 4, "f", 6),
+            R(1, 5, 6, "f", 0, 10, std::string(5, '\0') + "z"),
+            T(0, 7, 8, "f", 2),
+            S(1, 9, 10, "f", 2),
+            R(1, 11, 12, "f", 0, 10, std::string(2, '\0'))};
   EXPECT_TRUE(check(h, kOneFile).linearizable);
   auto bad = {W(0, 1, 2, "f", 5, "z"), T(0, 3, 4, "f", 2), S(1, 5, 6, "f", 6)};
   EXPECT_FALSE(check(bad, kOneFile).linearizable);
@@ -104,7 +111,8 @@ std::vector<Op> generated(uint32_t seed, size_t nops, int procs) {
     uint64_t t = 10 * i;
     // Operation i is the i-th to take effect; its interval covers that point and
     // reaches back into the previous (procs - 1) operations' intervals.
-    uint64_t call = t - std::min<uint64_t>(t, 10 * uint64_t(rng() % procs) + 1), ret = t + 1 + rng() % 5;
+    uint64_t call = t - std::min<uint64_t>(t, 10 * uint64_t(rng() % procs) + 1),
+             ret = t + 1 + rng() % 5;
     int p = int(i % procs);
     Op o;
     switch (rng() % 5) {
@@ -123,7 +131,8 @@ std::vector<Op> generated(uint32_t seed, size_t nops, int procs) {
       }
       case 1: {
         uint64_t off = rng() % 48, len = 1 + rng() % 16;
-        o = exists[f] ? R(p, call, ret, name, off, len, off >= files[f].size() ? "" : files[f].substr(off, len))
+        o = exists[f] ? R(p, call, ret, name, off, len,
+                          off >= files[f].size() ? "" : files[f].substr(off, len))
                       : R(p, call, ret, name, off, len, "", ENOENT);
         break;
       }

@@ -105,6 +105,10 @@ struct InterfaceConfig {
   // if it forwards, packets for other hosts are routed on. nullptr: on-link
   // destinations plus `gateway` only. The caller attaches the interface.
   Router* router = nullptr;
+  // TIME_WAIT connections kept per protocol CPU; beyond that the oldest is freed
+  // early (as Linux's tcp_max_tw_buckets), so a host closing many connections
+  // first cannot grow without bound. At least 1.
+  size_t max_time_wait = 8192;
 };
 
 struct PingResult {

@@ -56,6 +56,10 @@ struct Interface::Proto {
   std::unordered_map<tcp::FourTuple, TcpConn*, TupleHash> tcp_conns;  // this CPU's connections
   std::unordered_map<uint16_t, TcpListen::PerCpu*> tcp_listens;       // listener replicas
   tcp::TcpStats tcp_closed;  // freed connections that belonged to no listener
+  // Connections in TIME_WAIT, oldest first (linked through TcpConn::tw_*).
+  TcpConn* tw_oldest = nullptr;
+  TcpConn* tw_newest = nullptr;
+  size_t tw_count = 0;
   PingMsg* pings = nullptr;  // outstanding pings (Proto 0 only)
   uint16_t ping_seq = 0;
   // IPv4 idents: each Proto takes every nprotos-th value, so two CPUs never send

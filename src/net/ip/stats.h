@@ -44,7 +44,9 @@ enum class IfCounter : uint8_t {
   kIcmpUnreachOut = 22,  // ICMP destination unreachable sent (router mode: no route)
   kTcpIn = 23,           // TCP segments with a good checksum, for any socket or none
   kTcpOut = 24,          // TCP segments handed to IPv4 output
-  kCount = 25,
+  kTcpTimeWait = 25,     // connections that entered TIME_WAIT
+  kTcpTimeWaitRecycled = 26,  // ... and were freed early: over max_time_wait
+  kCount = 27,
 };
 
 // Why the stack (rather than a wire parser) dropped a packet. Never renumber.

@@ -209,6 +209,7 @@ bool TcpConn::pump() {
     destroy();
     return true;
   }
+  if (!in_tw_ && tcb_->state() == tcp::TcpState::kTimeWait) tw_enter();
   arm(*p_.cpu, &timer_, more ? now : tcb_->next_deadline(), now, fire);
   return false;
 }
@@ -241,7 +242,34 @@ void TcpConn::kill() {
   if (!pump()) destroy();  // pump sends the RST and frees us once closed
 }
 
+void TcpConn::tw_enter() {
+  in_tw_ = true;
+  tw_prev_ = p_.tw_newest;
+  tw_next_ = nullptr;
+  (tw_prev_ ? tw_prev_->tw_next_ : p_.tw_oldest) = this;
+  p_.tw_newest = this;
+  p_.tw_count++;
+  p_.stats.add(IfCounter::kTcpTimeWait);
+  if (p_.tw_count > std::max<size_t>(1, ifp_.cfg_.max_time_wait)) {
+    // The oldest has waited longest: its old duplicates are the likeliest gone.
+    // Ended silently (no RST), as a TIME_WAIT that ran out would be; its
+    // handler hears on_close first, as then.
+    TcpConn* old = p_.tw_oldest;
+    p_.stats.add(IfCounter::kTcpTimeWaitRecycled);
+    old->drop();
+  }
+}
+
+void TcpConn::tw_unlink() {
+  (tw_prev_ ? tw_prev_->tw_next_ : p_.tw_oldest) = tw_next_;
+  (tw_next_ ? tw_next_->tw_prev_ : p_.tw_newest) = tw_prev_;
+  tw_prev_ = tw_next_ = nullptr;
+  in_tw_ = false;
+  p_.tw_count--;
+}
+
 void TcpConn::destroy() {
+  if (in_tw_) tw_unlink();
   p_.cpu->timers().cancel(&timer_);
   if (auto it = p_.tcp_conns.find(tcb_->tuple()); it != p_.tcp_conns.end() && it->second == this)
     p_.tcp_conns.erase(it);

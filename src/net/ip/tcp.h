@@ -115,9 +115,10 @@ class TcpConn {
           std::unique_ptr<TcpHandler> h);
   bool pump();  // true if it freed this connection (closed): do not touch it then
   void destroy();
-  void kill();  // RST now, on_close, freed: for the owner's teardown
-  void drop();  // on_close and freed without a word: the interface is stopping  // unlinks and
-                // frees this connection (on its CPU)
+  void kill();      // RST now, on_close, freed: for the owner's teardown
+  void drop();      // on_close and freed without a word: the interface is stopping
+  void tw_enter();  // joins the TIME_WAIT list; may free the oldest member
+  void tw_unlink();
   static void fire(lwkt::Callout* c);
 
   Interface& ifp_;
@@ -131,6 +132,9 @@ class TcpConn {
   bool closing_ = false;        // on_close delivered; freed once the Tcb is closed
   bool eof_told_ = false;       // on_readable already ran for the end of stream
   bool opened_ = false;         // on_open ran (the connection reached ESTABLISHED)
+  bool in_tw_ = false;          // linked in the CPU's TIME_WAIT list
+  TcpConn* tw_prev_ = nullptr;  // older
+  TcpConn* tw_next_ = nullptr;  // newer
   TcpListen::PerCpu* origin_ = nullptr;
 };
 

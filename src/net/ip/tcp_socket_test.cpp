@@ -46,7 +46,7 @@ std::vector<uint8_t> read_all(TcpSocket& s, size_t limit) {
 }
 
 struct TcpTwoStacks : testing::Test {
-  void start(FaultRates faults = {}) {
+  void start(FaultRates faults = {}, size_t max_time_wait = 8192) {
     sys = MUST(lwkt::System::start({.ncpus = 3, .pin = false, .spin_ns = 10'000}));
     wp = MUST(WirePair::create());
     pool = MUST(MbufPool::create());
@@ -54,6 +54,7 @@ struct TcpTwoStacks : testing::Test {
         std::make_unique<FaultInjector>(wp->a(), FaultConfig{.seed = 11, .rx = {}, .tx = faults});
     InterfaceConfig ca = config(kIpA, 1), cb = config(kIpB, 2);
     ca.proto_cpus = cb.proto_cpus = {&sys->cpu(1), &sys->cpu(2)};
+    cb.max_time_wait = max_time_wait;
     a = MUST(Interface::start(sys->cpu(0), *faulty, *pool, ca));
     b = MUST(Interface::start(sys->cpu(1), wp->b(), *pool, cb));
     bool arp = false;
@@ -186,6 +187,34 @@ TEST_F(TcpTwoStacks, ManyConnections_EachIntact_OnBothCpus) {
   int cpus_with_tcp = 0;
   for (auto& [cpu, c] : b->counters_by_cpu()) cpus_with_tcp += c[IfCounter::kTcpIn] > 0;
   EXPECT_EQ(cpus_with_tcp, 2);
+}
+
+// The server closes first, so its side of each connection ends in TIME_WAIT; with
+// at most 4 kept per protocol CPU (2 CPUs), 40 connections leave at most 8 and the
+// rest are freed early, counted. Every connection still completes cleanly.
+TEST_F(TcpTwoStacks, TimeWaitBounded_OldestRecycled) {
+  start({}, /*max_time_wait=*/4);
+  auto acc = MUST(TcpAcceptor::listen(*b, 5006));
+  constexpr int kConns = 40;
+  for (int i = 0; i < kConns; i++) {
+    auto c = MUST(TcpSocket::connect(*a, kIpB, 5006, 5 * kSec));
+    auto s = MUST(acc->accept(5 * kSec));
+    auto msg = pattern(100, uint32_t(i));
+    ASSERT_EQ(MUST(s->send(msg)), msg.size());
+    ASSERT_TRUE(s->shutdown_write().ok());
+    EXPECT_TRUE(read_all(*c, msg.size()) == msg) << "connection " << i;
+    ASSERT_TRUE(c->shutdown_write().ok());
+    // The client's FIN puts the server's side in TIME_WAIT.
+    ASSERT_TRUE(eventually([&] {
+      return b->counters()[IfCounter::kTcpTimeWait] == uint64_t(i + 1);
+    })) << "connection "
+        << i;
+  }
+  IfCounters bc = b->counters();
+  EXPECT_EQ(bc[IfCounter::kTcpTimeWait], uint64_t(kConns));
+  // At most 4 per CPU remain; each CPU recycles all but its last 4.
+  EXPECT_GE(bc[IfCounter::kTcpTimeWaitRecycled], uint64_t(kConns - 8));
+  EXPECT_LE(bc[IfCounter::kTcpTimeWaitRecycled], uint64_t(kConns - 4));
 }
 
 // 2% loss, 1% corruption, 1% duplication on A's transmit side: the transfer is
