@@ -83,7 +83,17 @@ struct Sim : HomeOutput {
   uint64_t next_req = 1;
   std::set<uint64_t> local_waiting, local_granted;
   std::string failure;  // first violation seen inside an output call
-  bool trace = false;   // DFLY_HOME_TRACE=<seed> prints that seed's events
+  // Requests the home node has received and not answered, in arrival order: a grant
+  // must not overtake an earlier overlapping one unless both are SHARED (FIFO).
+  struct Arrived {
+    ClientId c;
+    uint64_t id;  // req id; local accesses: handle (0 until known)
+    Ino ino;
+    Range r;
+    State want;
+  };
+  std::vector<Arrived> arrived;
+  bool trace = false;  // DFLY_HOME_TRACE=<seed> prints that seed's events
 #define TRACE(...) \
   if (trace) std::printf(__VA_ARGS__)
 
@@ -102,13 +112,34 @@ struct Sim : HomeOutput {
     return nullptr;
   }
 
+  void answered(ClientId c, uint64_t id, bool granted) {
+    for (size_t k = 0; k < arrived.size(); ++k) {
+      const Arrived& a = arrived[k];
+      if (a.c != c || a.id != id) continue;
+      for (size_t j = 0; granted && j < k; ++j) {
+        const Arrived& e = arrived[j];
+        if (e.ino == a.ino && overlaps(e.r, a.r) &&
+            !(e.want == State::kShared && a.want == State::kShared))
+          failure = "FIFO: a grant overtook an earlier overlapping request";
+      }
+      arrived.erase(arrived.begin() + static_cast<ptrdiff_t>(k));
+      return;
+    }
+    failure = "an answer to a request never received";
+  }
+  void forget_requests(ClientId c) {
+    std::erase_if(arrived, [&](const Arrived& a) { return a.c == c; });
+  }
+
   // ---- HomeOutput: messages go into the client's queue ----
   void grant(ClientId c, uint64_t req, Ino ino, Range r, State s, uint64_t seq) override {
+    answered(c, req, true);
     TRACE("  grant c%lu req%lu ino%lu [%lu,%lx) s%d seq%lu\n", c, req, ino, r.beg, r.end, int(s),
           seq);
     if (Slot* sl = by_id(c)) sl->down.push_back({Down::kGrant, req, ino, r, s, 0, seq});
   }
   void fail(ClientId c, uint64_t req, int err) override {
+    answered(c, req, false);
     TRACE("  fail c%lu req%lu err%d\n", c, req, err);
     if (Slot* sl = by_id(c)) sl->down.push_back({Down::kFail, req, 0, {}, State::kInvalid, err});
   }
@@ -118,11 +149,15 @@ struct Sim : HomeOutput {
   }
   void fence(ClientId c) override {
     TRACE("  fence c%lu\n", c);
+    forget_requests(c);
     if (Slot* sl = by_id(c)) connection_died(*sl);
   }
   void local_grant(uint64_t h) override {
     // May come inside local_acquire, before the handle is known to be waiting.
     if (local_granted.count(h)) failure = "local_grant twice";
+    for (auto& a : arrived)
+      if (a.c == kLocalClient && a.id == 0) a.id = h;
+    answered(kLocalClient, h, true);
     local_waiting.erase(h);
     local_granted.insert(h);
   }
@@ -167,6 +202,7 @@ struct Sim : HomeOutput {
     home.renew(s.id, m.seen, now);  // as the I/O layer does for every message
     switch (m.kind) {
       case Up::kAcquire:
+        arrived.push_back({s.id, m.id, m.ino, m.required, m.s});
         home.acquire(s.id, m.id, m.ino, m.required, m.desired, m.s, now);
         break;
       case Up::kAck:
@@ -256,15 +292,19 @@ struct Sim : HomeOutput {
     if (chance(50) && local_waiting.size() + local_granted.size() < 3) {
       Range r = random_range(rng);
       State want = chance(30) ? State::kShared : State::kExclusive;
-      Result<uint64_t> got = home.local_acquire(1 + pick(kInos), r, want);
+      Ino ino = 1 + pick(kInos);
+      arrived.push_back({kLocalClient, 0, ino, r, want});
+      Result<uint64_t> got = home.local_acquire(ino, r, want);
       ASSERT_TRUE(got.ok());
+      for (auto& a : arrived)
+        if (a.c == kLocalClient && a.id == 0) a.id = *got;
       if (!local_granted.count(*got)) local_waiting.insert(*got);
     } else {
       std::vector<uint64_t> all(local_waiting.begin(), local_waiting.end());
       all.insert(all.end(), local_granted.begin(), local_granted.end());
       if (all.empty()) return;
       uint64_t h = all[pick(all.size())];
-      local_waiting.erase(h);
+      if (local_waiting.erase(h)) answered(kLocalClient, h, false);  // cancelled
       local_granted.erase(h);
       home.local_release(h);
     }
@@ -294,10 +334,12 @@ struct Sim : HomeOutput {
       local_step();
     } else if (r < 970) {
       if (s.conn && chance(50)) {  // connection lost (partition or crash)
+        forget_requests(s.id);     // first: the home node may grant others at once
         home.disconnect(s.id, false);
         connection_died(s);
       } else if (live) {  // clean unmount: drop the cache, then say goodbye
         s.truth.clear();
+        forget_requests(s.id);
         home.disconnect(s.id, true);
         connection_died(s);
       }
@@ -433,6 +475,7 @@ TEST(HomeModel, RandomSchedules_SafetyEveryStep_LivenessAfterDrain) {
     auto st = sim.home.stats();
     EXPECT_EQ(st.waiting, 0u);
     EXPECT_EQ(st.revokes_outstanding, 0u);
+    EXPECT_TRUE(sim.arrived.empty()) << "a received request never answered";
     for (auto& s : sim.slots) {
       if (s.conn) {
         EXPECT_TRUE(s.outstanding.empty())
