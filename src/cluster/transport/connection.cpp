@@ -99,6 +99,11 @@ uint64_t Connection::register_call(Frame& req, Callback done, bool on_pool, std:
   return id;
 }
 
+bool Connection::unregister(uint64_t id) {
+  std::lock_guard l(mu_);
+  return pending_.erase(id) == 1;
+}
+
 Result<Frame> Connection::call(Frame req, std::optional<Millis> timeout) {
   struct Waiter {
     std::mutex mu;
@@ -117,8 +122,9 @@ Result<Frame> Connection::call(Frame req, std::optional<Millis> timeout) {
       },
       false, timeout, refused);
   if (refused) return std::move(*refused);
-  // A failed write closes the connection, which completes this call: just wait.
-  send(req).ignore_error_on_purpose();
+  // A failed write closes the connection, which completes this call; a frame refused
+  // before writing (EMSGSIZE) is still registered: take it back.
+  if (Status st = send(req); !st.ok() && unregister(id)) return std::move(st).error();
   std::unique_lock l(w->mu);
   if (!w->cv.wait_until(l, deadline, [&] { return w->r.has_value(); })) {
     l.unlock();
@@ -138,17 +144,20 @@ Result<Frame> Connection::call(Frame req, std::optional<Millis> timeout) {
 void Connection::call_async(Frame req, Callback done, std::optional<Millis> timeout) {
   std::optional<Error> refused;
   auto shared = std::make_shared<Callback>(std::move(done));
-  register_call(
+  uint64_t id = register_call(
       req, [shared](Result<Frame> r) { (*shared)(std::move(r)); }, true, timeout, refused);
-  if (refused) {
-    pool_->post([shared, e = std::move(*refused)]() mutable { (*shared)(std::move(e)); });
-    return;
+  if (!refused) {
+    Status st = send(req);
+    if (st.ok() || !unregister(id)) return;
+    refused.emplace(std::move(st).error());
   }
-  send(req).ignore_error_on_purpose();
+  pool_->post([shared, e = std::move(*refused)]() mutable { (*shared)(std::move(e)); });
 }
 
 Status Connection::send(const Frame& f) {
   if (closed()) return Error(EPIPE, "connection closed");
+  if (f.body.size() > proto::kMaxBody)  // the peer would close on it
+    return Error(EMSGSIZE, "frame body over the protocol limit");
   std::vector<std::byte> buf;
   buf.reserve(proto::kHeaderSize + f.body.size());
   proto::append_frame(buf, f);

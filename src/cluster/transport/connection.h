@@ -113,8 +113,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start(RequestHandler on_request, CloseHandler on_close = nullptr);
 
   // Sends req (its kind and op as given; the id is assigned here) and waits for the
-  // reply frame. Errors: ETIMEDOUT, ECONNRESET (closed while waiting), EPIPE (already
-  // closed). The reply may itself carry an errno: decode it with proto::decode_reply.
+  // reply frame. Errors: ETIMEDOUT, ECONNRESET (closed while waiting, or the frame
+  // could not be sent), EPIPE (already closed). The reply may itself carry an errno: decode it with
+  // proto::decode_reply.
   Result<Frame> call(Frame req, std::optional<Millis> timeout = std::nullopt);
   // Typed form: encodes req, decodes the reply (the peer's errno becomes the Error).
   template <typename Req>
@@ -125,7 +126,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Like call(), but returns at once; done runs once on a pool thread.
   void call_async(Frame req, Callback done, std::optional<Millis> timeout = std::nullopt);
 
-  // Sends a frame as is (a reply, or a request nobody waits for). EPIPE when closed.
+  // Sends a frame as is (a reply, or a request nobody waits for). EPIPE when closed,
+  // EMSGSIZE (nothing sent) for a body over proto::kMaxBody.
   Status send(const Frame& f);
 
   // Closes (idempotent): fails outstanding calls, wakes everyone, runs on_close.
@@ -151,6 +153,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void fail(const Error& why);
   uint64_t register_call(Frame& req, Callback done, bool on_pool, std::optional<Millis> t,
                          std::optional<Error>& refused);
+  bool unregister(uint64_t id);  // true if the entry was still there (now gone)
   void log(const std::string& m) const;
 
   const int fd_;

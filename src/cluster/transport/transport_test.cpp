@@ -210,3 +210,22 @@ TEST(ClusterTransport, HandshakeFrameOver4KiB_Refused) {
 
 }  // namespace
 }  // namespace dfly::cluster::transport
+
+namespace dfly::cluster::transport {
+namespace {
+TEST(ClusterTransport, OversizedOutgoingFrame_RefusedLocally) {
+  testing::TestServer srv(testing::echo);
+  auto c = testing::connect_to(srv);
+  ASSERT_TRUE(c.ok());
+  (*c)->start(nullptr);
+  Frame f{proto::Kind::kRequest, proto::Op::kWrite, 0, 0, {}};
+  f.body.resize(proto::kMaxBody + 1);
+  auto r = (*c)->call(f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), EMSGSIZE);
+  EXPECT_EQ((*c)->stats().outstanding, 0u);
+  f.body.resize(8);
+  EXPECT_TRUE((*c)->call(f).ok());  // the connection is fine
+}
+}  // namespace
+}  // namespace dfly::cluster::transport
