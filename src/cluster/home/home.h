@@ -23,8 +23,12 @@
 //     renew() for each message it receives from c, before the message's own call.
 //   - release lowers at the client first, then tells the home node, with seen: the
 //     release does not cover grants the client had not applied when it sent it.
-//   - A client whose lease ran out (no message for lease_ms) must stop using its cache:
-//     the home node has fenced it and handed its ranges to others.
+//   - Leases: the home node renews c's lease to now + lease_ms whenever a message from
+//     c arrives. So c must stop using its cache once lease_ms has passed, on its own
+//     clock, since it SENT the newest message it knows arrived (e.g. the request whose
+//     reply it got; send time <= arrival time, so c stops first). From then on the home
+//     node may have fenced it and handed its ranges to others. Clocks need only agree
+//     on the length of a millisecond (plus a margin the client keeps).
 #pragma once
 
 #include <cstddef>
