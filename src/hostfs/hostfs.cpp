@@ -37,7 +37,10 @@
 // btrfs. readdir opens a fresh directory descriptor per call and seeks to the cookie,
 // so no per-caller state is kept. The cookie of an entry is where the *next* one
 // starts, so it changes when that next entry is removed; resuming from the old value
-// is still exact, which is what callers (FUSE offsets) rely on.
+// is still exact, which is what callers (FUSE offsets) rely on. They are positions,
+// not always increasing numbers: ext4 lists in increasing hash order, but tmpfs lists
+// newest first with decreasing offsets (the contract's "cookie order" is the host's
+// listing order here).
 //
 // Locking. mu_ guards the table only and is never held across a syscall. Inode::mu
 // guards the lazily opened data descriptors (held across that open only). Namespace

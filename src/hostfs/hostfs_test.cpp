@@ -65,8 +65,10 @@ struct stat hstat(const std::string& path) {
 class HostFsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/dfly-hostfs-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    // DFLY_HOSTFS_TEST_DIR: run over another host filesystem (e.g. /dev/shm, a tmpfs).
+    const char* base = std::getenv("DFLY_HOSTFS_TEST_DIR");
+    std::string tmpl = std::string(base ? base : "/tmp") + "/dfly-hostfs-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     top_ = tmpl;
     dir_ = top_ + "/export";
     outside_ = top_ + "/outside";
