@@ -47,7 +47,7 @@ Error malformed(const char* what, const char* why) {
 
 Frame make_error_reply(Op op, uint64_t id, int err, std::string_view text) {
   Frame f{Kind::kReply, op, 0, id, {}};
-  encode(uint32_t(err > 0 ? err : EIO), f.body);
+  encode(uint32_t(err > 0 && err < 4096 ? err : EIO), f.body);  // errno range
   encode(Str<kMaxErrorText>(text.substr(0, kMaxErrorText)), f.body);
   return f;
 }

@@ -142,15 +142,25 @@ Result<Frame> Connection::call(Frame req, std::optional<Millis> timeout) {
 }
 
 void Connection::call_async(Frame req, Callback done, std::optional<Millis> timeout) {
+  call_async_impl(std::move(req), std::move(done), timeout, /*on_pool=*/true);
+}
+
+void Connection::call_async_inline(Frame req, Callback done, std::optional<Millis> timeout) {
+  call_async_impl(std::move(req), std::move(done), timeout, /*on_pool=*/false);
+}
+
+void Connection::call_async_impl(Frame req, Callback done, std::optional<Millis> timeout,
+                                 bool on_pool) {
   std::optional<Error> refused;
   auto shared = std::make_shared<Callback>(std::move(done));
   uint64_t id = register_call(
-      req, [shared](Result<Frame> r) { (*shared)(std::move(r)); }, true, timeout, refused);
+      req, [shared](Result<Frame> r) { (*shared)(std::move(r)); }, on_pool, timeout, refused);
   if (!refused) {
     Status st = send(req);
     if (st.ok() || !unregister(id)) return;
     refused.emplace(std::move(st).error());
   }
+  if (!on_pool) return (*shared)(std::move(*refused));
   pool_->post([shared, e = std::move(*refused)]() mutable { (*shared)(std::move(e)); });
 }
 

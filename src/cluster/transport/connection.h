@@ -125,6 +125,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   // Like call(), but returns at once; done runs once on a pool thread.
   void call_async(Frame req, Callback done, std::optional<Millis> timeout = std::nullopt);
+  // Like call_async(), but done runs on the reader thread as the reply is read, before
+  // any later frame is dispatched (or, on failure, on whichever thread fails the call).
+  // So done sees replies and pushes in wire order; it must be quick and never block
+  // on this connection.
+  void call_async_inline(Frame req, Callback done, std::optional<Millis> timeout = std::nullopt);
 
   // Sends a frame as is (a reply, or a request nobody waits for). EPIPE when closed,
   // EMSGSIZE (nothing sent) for a body over proto::kMaxBody.
@@ -147,6 +152,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool on_pool;  // async: complete on the pool; sync: inline (it only signals)
     std::chrono::steady_clock::time_point deadline;
   };
+  void call_async_impl(Frame req, Callback done, std::optional<Millis> timeout, bool on_pool);
   void read_loop();
   void dispatch(Frame f);
   void expire(std::chrono::steady_clock::time_point now);

@@ -344,6 +344,11 @@ Result<std::shared_ptr<Connection>> connect(const std::string& addr, uint16_t po
     s.reset();
     return fail(std::move(hr).error().with_context("HELLO"));
   }
+  if (hr->version < p::kMinVersion || hr->version > p::kVersion) {
+    s.reset();
+    return fail(Error(EPROTONOSUPPORT, "HELLO: server chose version " +
+                                           std::to_string(hr->version) + ", unknown here"));
+  }
   p::Auth auth;
   auth.client_nonce = random_nonce();
   auth.proof = client_proof(o.secret, hr->server_nonce, auth.client_nonce);
