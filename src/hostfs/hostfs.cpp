@@ -377,7 +377,8 @@ class HostFsImpl final : public HostFs {
         auto* e = reinterpret_cast<struct dirent64*>(buf + pos);
         pos += e->d_reclen;
         std::string_view name(e->d_name);
-        vfs::DirEntry de{name, e->d_ino, DTTOIF(e->d_type), static_cast<uint64_t>(e->d_off)};
+        vfs::DirEntry de{name, e->d_ino, static_cast<uint32_t>(DTTOIF(e->d_type)),
+                         static_cast<uint64_t>(e->d_off)};
         if (name == ".." && dir == root_ino_) de.ino = root_ino_;  // the export's top
         if (e->d_type == DT_UNKNOWN) {  // some filesystems do not say; ask
           struct stat st;
