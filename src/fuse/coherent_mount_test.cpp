@@ -1,8 +1,9 @@
 // Two FUSE mounts of two coherent clients (each a Vfs over the in-process fake home
 // node, vfs/test_coherent_fs.h): what one mount's write(), ftruncate() or rename()
 // did is what the other mount's read(), fstat() and lookups see at once, through the
-// host kernel and the bridge's coherent cache policy (no kernel attribute or entry
-// caching, direct I/O). Needs root and /dev/fuse (skipped otherwise).
+// host kernel, under either cache policy: the coherent default (no kernel attribute
+// or entry caching, direct I/O) or full kernel caching kept right by invalidation
+// (fuse notify from the revocations). Needs root and /dev/fuse (skipped otherwise).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
@@ -26,8 +27,11 @@ struct Client {
   std::thread loop;
 };
 
-class CoherentMount : public ::testing::Test {
+class CoherentMount : public ::testing::TestWithParam<bool> {
  protected:
+  // true: the kernel keeps its page cache and caches attributes and entries for 1 s;
+  // revocations and namespace changes elsewhere invalidate them (fuse notify).
+  virtual bool kernel_cache() const { return GetParam(); }
   void SetUp() override {
     if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0)
       GTEST_SKIP() << "needs root and /dev/fuse";
@@ -39,7 +43,9 @@ class CoherentMount : public ::testing::Test {
       Client& c = c_[i];
       c.dir = base_ + "/m" + std::to_string(i);
       ASSERT_EQ(mkdir(c.dir.c_str(), 0755), 0);
-      c.vfs = std::make_unique<vfs::Vfs>(std::make_unique<vfs::test::CoherentFs>(*home_));
+      auto fs = std::make_unique<vfs::test::CoherentFs>(*home_);
+      if (kernel_cache()) fs->policy = {1.0, 1.0, true};  // only invalidation keeps it right
+      c.vfs = std::make_unique<vfs::Vfs>(std::move(fs));
       MountOptions o;
       o.fsname = "dfly-coherent-test";
       o.max_threads = 4;
@@ -76,7 +82,7 @@ class CoherentMount : public ::testing::Test {
   Client c_[2];
 };
 
-TEST_F(CoherentMount, WritesTruncatesAppendsRenamesAcrossMounts) {
+TEST_P(CoherentMount, WritesTruncatesAppendsRenamesAcrossMounts) {
   int a = open(P(0, "f").c_str(), O_CREAT | O_RDWR, 0644);
   ASSERT_GE(a, 0);
   ASSERT_EQ(pwrite(a, "hello", 5, 0), 5);
@@ -126,6 +132,9 @@ TEST_F(CoherentMount, WritesTruncatesAppendsRenamesAcrossMounts) {
   for (int fd : {a, b, aa, bb, ar, br}) close(fd);
   EXPECT_TRUE(home_->consistent());
 }
+
+INSTANTIATE_TEST_SUITE_P(Policy, CoherentMount, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "KernelCache" : "DirectIo"; });
 
 }  // namespace
 }  // namespace dfly::fuse

@@ -210,8 +210,9 @@ class Filesystem {
 
   // ---- Coherent filesystems (see below). Defaults: not coherent. ----
   virtual bool coherent() const { return false; }
-  // Called once by the Vfs constructor (every filesystem, coherent or not); cc lives
-  // as long as the Vfs. A coherent filesystem keeps it to revoke states.
+  // Called once by the Vfs constructor (every filesystem, coherent or not) and with
+  // nullptr by its destructor (see "Teardown" below). A coherent filesystem keeps cc
+  // to revoke states.
   virtual void attach(CacheControl* cc);
   // coherent() only. Before caching or changing [r) of ino the VFS needs at least
   // state `want` there (kShared or kExclusive). Call done(granted) with granted >=
@@ -222,7 +223,9 @@ class Filesystem {
                        std::function<void(Result<ccms::State>)> done);
   // The VFS dropped its vnode for ino (it wrote back all dirty data first, unless
   // the inode has no names left): this node caches nothing of ino any more and the
-  // filesystem may give up ino's states. forget() is still called afterwards.
+  // filesystem may give up ino's states. forget() is still called afterwards. Runs
+  // with the VFS's namespace lock held: must not call into the Vfs or wait for a
+  // revocation (send the release asynchronously).
   virtual void drop_states(Ino ino);
   // What the FUSE bridge lets the kernel cache. Default: CachePolicy{} (1 s timeouts,
   // kernel page cache kept), or for a coherent filesystem 0 s timeouts and no kernel
@@ -269,7 +272,12 @@ class Filesystem {
 // nlink/ctime must be followed by CacheControl::invalidate_entry / invalidate_attr
 // here, before the operation returns on that other node.
 //
-// Known relaxation: a non-extending write changes mtime only in this node's cache
-// until write-back (fsync, flusher, or revocation of the data range).
+// Known relaxations: a non-extending write changes mtime only in this node's cache
+// until write-back (fsync, the flusher, or revocation of its data range); SEEK_DATA /
+// SEEK_HOLE see only data written back to the filesystem.
+//
+// Teardown: ~Vfs writes everything back, then calls attach(nullptr); from then on
+// the filesystem must not call the CacheControl (attach(nullptr) should wait for
+// calls in progress).
 
 }  // namespace dfly::vfs

@@ -185,6 +185,8 @@ class CoherentFs final : public Filesystem {
     h_.acquire(id_, ino, r, want, done);
   }
   void drop_states(Ino ino) override { h_.drop(id_, ino); }
+  CachePolicy cache_policy() const override { return policy; }
+  CachePolicy policy{0.0, 0.0, false};  // set before the Vfs is made
 
   Ino root() const override { return in_.root(); }
   Result<Attr> getattr(Ino i) override { return in_.getattr(i); }
