@@ -52,6 +52,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -674,6 +675,15 @@ class HostFsImpl final : public HostFs {
 }  // namespace
 
 Result<std::unique_ptr<HostFs>> HostFs::open(const std::string& dir) {
+  // Every inode the VFS (and the kernel above it) holds costs one or two descriptors;
+  // the common soft limit of 1024 would make a big tree's lookups fail with EMFILE.
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+      // Not fatal: a smaller tree still works; lookups past the limit report EMFILE.
+    }
+  }
   Fd fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) return host_error("open export", dir);
   struct stat st = TRY(stat_fd(fd.get()));

@@ -13,6 +13,10 @@
 // filesystem; a set-group-ID directory's group wins, as on the host). Otherwise they
 // belong to this process's user and chown fails as the host decides.
 //
+// Resources: each inode the VFS holds keeps an O_PATH descriptor on its host file (and
+// one more once its data is used), so open() raises this process's soft limit on open
+// files to the hard limit; past it, lookups and creates fail with EMFILE.
+//
 // Thread-safe: every call may run concurrently with any other.
 #pragma once
 

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -615,6 +616,43 @@ TEST_F(HostFsTest, ReadOnlyHostFile_ReadableAndTruncatableAsOwner) {
     MUST(vfs_->fsync(*f, false));
     EXPECT_EQ(slurp(host("ro")), "READ only");
   }
+}
+
+TEST_F(HostFsTest, OutOfDescriptors_EmfileThenRecoveredByForget) {
+  for (int i = 0; i < 64; ++i) spit(host("f" + std::to_string(i)), "x");
+  struct rlimit saved;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int used = ::dup(0);  // the lowest free descriptor: roughly how many are in use
+  ASSERT_GE(used, 0);
+  ::close(used);
+  struct rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(used + 24);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<VnodeRef> held;
+  int emfile = 0, other = 0;
+  for (int i = 0; i < 64; ++i) {
+    auto r = vfs_->lookup(*root_, "f" + std::to_string(i));
+    if (r.ok())
+      held.push_back(std::move(*r));
+    else
+      (r.error().code() == EMFILE ? emfile : other)++;
+  }
+  int creates_failed = 0;
+  for (int i = 0; i < 4; ++i) {
+    auto c = vfs_->mknod(*root_, "new" + std::to_string(i), S_IFREG | 0644, 0, cred_);
+    if (!c.ok()) creates_failed++;
+  }
+  size_t got = held.size();
+  held.clear();  // forgotten: their descriptors close
+  auto again = vfs_->lookup(*root_, "f63");
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_GT(got, 10u);
+  EXPECT_GT(emfile, 0);
+  EXPECT_EQ(other, 0);
+  EXPECT_EQ(creates_failed, 4);
+  EXPECT_TRUE(again.ok());
+  for (int i = 0; i < 4; ++i)  // a failed create leaves no name behind
+    EXPECT_FALSE(fs::exists(host("new" + std::to_string(i))));
 }
 
 }  // namespace
