@@ -168,14 +168,25 @@ Status Connection::send(const Frame& f) {
   if (closed()) return Error(EPIPE, "connection closed");
   if (f.body.size() > proto::kMaxBody)  // the peer would close on it
     return Error(EMSGSIZE, "frame body over the protocol limit");
+  // Small frames go out as one buffer; a large body is written from where it lies
+  // (no copy) right behind its header.
+  constexpr size_t kCopyMax = 16 * 1024;
+  bool split = f.body.size() > kCopyMax;
   std::vector<std::byte> buf;
-  buf.reserve(proto::kHeaderSize + f.body.size());
-  proto::append_frame(buf, f);
+  buf.reserve(proto::kHeaderSize + (split ? 0 : f.body.size()));
+  proto::append_frame(buf, f.kind, f.op, f.id, split ? std::span<const std::byte>() : f.body,
+                      f.flags);
+  if (split) {  // the header's length must count the body written separately
+    uint32_t len = uint32_t(12 + f.body.size());
+    for (int i = 0; i < 4; ++i) buf[size_t(i)] = std::byte(uint8_t(len >> (8 * i)));
+  }
   Status st;
   {
     std::lock_guard g(write_mu_);
     if (closed()) return Error(EPIPE, "connection closed");
-    st = write_all(*stream_, buf, wake_fd_, Clock::now() + opts_.call_timeout);
+    auto deadline = Clock::now() + opts_.call_timeout;
+    st = write_all(*stream_, buf, wake_fd_, deadline, split);
+    if (st.ok() && split) st = write_all(*stream_, f.body, wake_fd_, deadline);
   }
   if (!st.ok()) {
     if (st.error().code() != ECANCELED) fail(Error(st.error()).with_context("write"));

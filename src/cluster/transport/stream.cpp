@@ -85,9 +85,9 @@ class PlainStream : public Stream {
       return errno_error("recv");
     }
   }
-  Result<ssize_t> write(std::span<const std::byte> buf) override {
+  Result<ssize_t> write(std::span<const std::byte> buf, bool more) override {
     while (true) {
-      ssize_t n = ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL);
+      ssize_t n = ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL | (more ? MSG_MORE : 0));
       if (n >= 0) return n;
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return kWant;
@@ -112,7 +112,7 @@ class TlsStream : public Stream {
     if (n > 0) return ssize_t(n);
     return fail(n, rwant_);
   }
-  Result<ssize_t> write(std::span<const std::byte> buf) override {
+  Result<ssize_t> write(std::span<const std::byte> buf, bool) override {
     std::lock_guard g(mu_);
     SigpipeGuard sg;
     ERR_clear_error();
@@ -224,10 +224,10 @@ Status wait_fd(int fd, short events, int wake_fd, Clock::time_point deadline) {
   }
 }
 
-Status write_all(Stream& s, std::span<const std::byte> buf, int wake_fd,
-                 Clock::time_point deadline) {
+Status write_all(Stream& s, std::span<const std::byte> buf, int wake_fd, Clock::time_point deadline,
+                 bool more) {
   while (!buf.empty()) {
-    ssize_t n = TRY(s.write(buf));
+    ssize_t n = TRY(s.write(buf, more));
     if (n == Stream::kWant) {
       TRY(wait_fd(s.fd(), s.want_write(), wake_fd, deadline));
       continue;

@@ -62,7 +62,8 @@ class Stream {
   static constexpr ssize_t kWant = -1;
   virtual ~Stream() = default;
   virtual Result<ssize_t> read(std::span<std::byte> buf) = 0;
-  virtual Result<ssize_t> write(std::span<const std::byte> buf) = 0;
+  // more: more bytes follow at once (plain TCP holds the segment: MSG_MORE).
+  virtual Result<ssize_t> write(std::span<const std::byte> buf, bool more = false) = 0;
   // Poll events the last kWant from this thread's kind of call waits for.
   virtual short want_read() const { return POLLIN; }
   virtual short want_write() const { return POLLOUT; }
@@ -88,7 +89,7 @@ Status wait_fd(int fd, short events, int wake_fd, std::chrono::steady_clock::tim
 
 // Writes all of buf, waiting as needed. Reads at least one byte into buf (0 = EOF).
 Status write_all(Stream& s, std::span<const std::byte> buf, int wake_fd,
-                 std::chrono::steady_clock::time_point deadline);
+                 std::chrono::steady_clock::time_point deadline, bool more = false);
 Result<size_t> read_some(Stream& s, std::span<std::byte> buf, int wake_fd,
                          std::chrono::steady_clock::time_point deadline);
 
