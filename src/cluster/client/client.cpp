@@ -1,0 +1,530 @@
+// The cluster client.
+//
+// Theory of operation. ClusterFs is a coherent vfs::Filesystem (filesystem.h,
+// "Coherent filesystems"): the VFS above it caches file data and sizes only under
+// CCMS states, and asks acquire() for them. This class is the home node's proxy on
+// this machine:
+//   - held_ records, per inode, the states the server granted this session (grants
+//     may be wider than asked: the server widens to the whole file unless another
+//     client holds a conflicting state). An acquire() that held_ already covers is
+//     answered here without a message — GPFS's rule: in steady state I/O costs no
+//     token traffic. Otherwise it sends ACQUIRE.
+//   - A REVOKE push lowers held_ first (so no later acquire() is answered from what
+//     is being taken away), then the VFS's cache (CacheControl::lower: write back
+//     MODIFIED pages, drop pages, tell the kernel), then acknowledges.
+//   - Ordering: a GRANT must reach the VFS before a later REVOKE of it. Both travel
+//     on one connection in that order; the GRANT is applied on the connection's
+//     reader thread (call_async_inline), before the reader even reads the REVOKE,
+//     and under mu_, which the REVOKE handler takes before lowering.
+//   - Names and attributes are not cached here: the VFS asks for every lookup and
+//     the kernel is told zero timeouts, so the server's answer is always current.
+//     Sizes are the exception (the attribute token at vfs::kAttrOffset covers them).
+// Connection loss: every state is gone with the session (the server fences it after
+// its lease), so the client drops its whole cache at once — dirty data that was not
+// fsynced is lost, as promised — and reconnects with a new session; calls fail with
+// ENOTCONN until it is back. The lease is renewed every lease/3; a client that hears
+// nothing back for a whole lease drops its cache by itself, since the server may
+// have handed its ranges to others.
+#include "cluster/client/client.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "cluster/home/range_map.h"
+#include "cluster/proto/wire.h"
+#include "cluster/transport/connection.h"
+
+namespace dfly::cluster {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+proto::Time to_wire(const timespec& t) {
+  return {int64_t(t.tv_sec), uint32_t(t.tv_nsec)};
+}
+timespec from_wire(const proto::Time& t) {
+  timespec s;
+  s.tv_sec = time_t(t.sec);
+  s.tv_nsec = long(t.nsec);
+  return s;
+}
+vfs::Attr from_wire(const proto::Attr& w) {
+  vfs::Attr a;
+  a.ino = w.ino, a.mode = w.mode, a.nlink = w.nlink, a.uid = w.uid, a.gid = w.gid;
+  a.rdev = w.rdev, a.size = w.size, a.blocks = w.blocks;
+  a.atime = from_wire(w.atime), a.mtime = from_wire(w.mtime), a.ctime = from_wire(w.ctime);
+  return a;
+}
+proto::Cred to_wire(const vfs::Cred& c) {
+  return {c.uid, c.gid};
+}
+
+// Every offset of r holds at least `want` in m.
+bool covers(const RangeMap& m, Range r, State want) {
+  uint64_t at = r.beg;
+  for (const auto& s : m.overlapping(r)) {
+    if (s.beg > at || s.state < want) return false;
+    at = s.end;
+    if (at >= r.end) return true;
+  }
+  return at >= r.end;
+}
+
+Error not_connected() {
+  return Error(ENOTCONN, "cluster: not connected to the server");
+}
+
+}  // namespace
+
+class ClusterFs final : public vfs::Filesystem {
+ public:
+  explicit ClusterFs(ClientConfig cfg) : cfg_(std::move(cfg)) {}
+  ~ClusterFs() override;
+
+  Status start();
+  ClientStatus status() const;
+
+  // vfs::Filesystem
+  vfs::Ino root() const override { return root_; }
+  Result<vfs::Attr> getattr(vfs::Ino ino) override { return attr(proto::Getattr{ino}); }
+  Result<vfs::Attr> lookup(vfs::Ino dir, std::string_view name) override {
+    return attr(proto::Lookup{dir, proto::Name(name)});
+  }
+  Result<vfs::Attr> mknod(vfs::Ino dir, std::string_view name, uint32_t mode, uint64_t rdev,
+                          const vfs::Cred& cred) override {
+    return attr(proto::Mknod{dir, proto::Name(name), mode, rdev, to_wire(cred)});
+  }
+  Result<vfs::Attr> mkdir(vfs::Ino dir, std::string_view name, uint32_t mode,
+                          const vfs::Cred& cred) override {
+    return attr(proto::Mkdir{dir, proto::Name(name), mode, to_wire(cred)});
+  }
+  Result<vfs::Attr> symlink(vfs::Ino dir, std::string_view name, std::string_view target,
+                            const vfs::Cred& cred) override {
+    if (target.size() > proto::kMaxTarget) return Error(ENAMETOOLONG, "symlink target");
+    return attr(proto::Symlink{dir, proto::Name(name), proto::Str<proto::kMaxTarget>(target),
+                               to_wire(cred)});
+  }
+  Result<vfs::Attr> link(vfs::Ino ino, vfs::Ino dir, std::string_view name) override {
+    return attr(proto::Link{ino, dir, proto::Name(name)});
+  }
+  Status unlink(vfs::Ino dir, std::string_view name) override {
+    return empty(proto::Unlink{dir, proto::Name(name)});
+  }
+  Status rmdir(vfs::Ino dir, std::string_view name) override {
+    return empty(proto::Rmdir{dir, proto::Name(name)});
+  }
+  Status rename(vfs::Ino dir, std::string_view name, vfs::Ino newdir, std::string_view newname,
+                unsigned flags) override {
+    return empty(proto::Rename{dir, proto::Name(name), newdir, proto::Name(newname), flags});
+  }
+  Result<std::string> readlink(vfs::Ino ino) override {
+    auto r = TRY(call(proto::Readlink{ino}));
+    return std::string(r.target);
+  }
+  Result<vfs::Attr> setattr(vfs::Ino ino, const vfs::SetAttr& s) override {
+    proto::Setattr w;
+    w.ino = ino, w.valid = s.valid, w.mode = s.mode, w.uid = s.uid, w.gid = s.gid, w.size = s.size;
+    w.atime = to_wire(s.atime), w.mtime = to_wire(s.mtime), w.ctime = to_wire(s.ctime);
+    return attr(w);
+  }
+  Status readdir(vfs::Ino dir, uint64_t after,
+                 const std::function<bool(const vfs::DirEntry&)>& fill) override;
+  Status strategy(vfs::Ino ino, vfs::Bio& bio) override;
+  Status reserve(vfs::Ino ino, uint64_t off, uint64_t len) override {
+    return empty(proto::Reserve{ino, off, len});
+  }
+  Status fsync(vfs::Ino ino, bool datasync) override { return empty(proto::Fsync{ino, datasync}); }
+  Result<vfs::StatFs> statfs() override {
+    auto r = TRY(call(proto::Statfs{}));
+    vfs::StatFs s;
+    s.bsize = r.bsize, s.blocks = r.blocks, s.bfree = r.bfree, s.bavail = r.bavail;
+    s.files = r.files, s.ffree = r.ffree, s.namemax = r.namemax;
+    return s;
+  }
+  void forget(vfs::Ino ino) override;
+  Result<std::string> getxattr(vfs::Ino ino, std::string_view name) override {
+    auto r = TRY(call(proto::Getxattr{ino, proto::Name(name)}));
+    return std::string(reinterpret_cast<const char*>(r.value.data()), r.value.size());
+  }
+  Status setxattr(vfs::Ino ino, std::string_view name, std::string_view value, int flags) override {
+    if (value.size() > proto::kMaxXattrValue) return Error(E2BIG, "xattr value too large");
+    proto::Setxattr w;
+    w.ino = ino;
+    w.name = proto::Name(name);
+    auto* b = reinterpret_cast<const std::byte*>(value.data());
+    w.value.assign(b, b + value.size());
+    w.flags = flags;
+    return empty(w);
+  }
+  Result<std::vector<std::string>> listxattr(vfs::Ino ino) override {
+    auto r = TRY(call(proto::Listxattr{ino}));
+    std::vector<std::string> out;
+    for (auto& n : r.names) out.emplace_back(n);
+    return out;
+  }
+  Status removexattr(vfs::Ino ino, std::string_view name) override {
+    return empty(proto::Removexattr{ino, proto::Name(name)});
+  }
+  Status fallocate(vfs::Ino ino, int mode, uint64_t off, uint64_t len) override {
+    return empty(proto::Fallocate{ino, mode, off, len});
+  }
+  Result<uint64_t> seek_data(vfs::Ino ino, uint64_t off, int whence) override {
+    auto r = TRY(call(proto::Seek{ino, off, whence}));
+    return r.off;
+  }
+
+  bool coherent() const override { return true; }
+  void attach(vfs::CacheControl* cc) override { cc_ = cc; }
+  void acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
+               std::function<void(Result<ccms::State>)> done) override;
+  void drop_states(vfs::Ino ino) override;
+  vfs::CachePolicy cache_policy() const override {
+    // Names and attributes: ask every time (the server's answer is the coherent one).
+    // Data: direct I/O, so every read and write meets the VFS's states.
+    return vfs::CachePolicy{0.0, 0.0, false};
+  }
+
+ private:
+  std::shared_ptr<transport::Connection> conn() const {
+    std::lock_guard l(mu_);
+    return conn_;
+  }
+  template <typename Req>
+  Result<proto::ReplyOf<Req>> call(const Req& req) {
+    auto c = conn();
+    if (!c) return not_connected();
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    return c->call(req);
+  }
+  template <typename Req>
+  Result<vfs::Attr> attr(const Req& req) {
+    auto r = TRY(call(req));
+    return from_wire(r.attr);
+  }
+  template <typename Req>
+  Status empty(const Req& req) {
+    TRY(call(req));
+    return Ok{};
+  }
+
+  Result<std::shared_ptr<transport::Connection>> dial();
+  void install(std::shared_ptr<transport::Connection> c);
+  void on_push(transport::Incoming in);
+  void on_lost(const std::shared_ptr<transport::Connection>& c, const std::string& why);
+  void drop_everything();
+  void housekeeping();
+
+  const ClientConfig cfg_;
+  vfs::CacheControl* cc_ = nullptr;
+  vfs::Ino root_ = 0;
+
+  mutable std::mutex mu_;  // conn_, held_, counters below; held across done() calls
+  std::shared_ptr<transport::Connection> conn_;
+  std::map<vfs::Ino, RangeMap> held_;
+  std::set<vfs::Ino> forgetting_;  // FORGET sent, reply not yet in
+  uint64_t session_ = 0;
+  uint32_t lease_ms_ = 0;
+  Clock::time_point last_heard_;
+  bool stopping_ = false;
+  std::condition_variable cv_;
+  ClientStatus counts_;
+  std::atomic<uint64_t> requests_{0};
+  std::thread housekeeper_;  // lease renewal and reconnection
+};
+
+// --- connection -------------------------------------------------------------------
+
+Result<std::shared_ptr<transport::Connection>> ClusterFs::dial() {
+  return transport::connect(cfg_.addr, cfg_.port, cfg_.transport);
+}
+
+void ClusterFs::install(std::shared_ptr<transport::Connection> c) {
+  std::weak_ptr<transport::Connection> weak = c;
+  {
+    std::lock_guard l(mu_);
+    conn_ = c;
+    session_ = c->session().id;
+    lease_ms_ = c->session().lease_ms;
+    last_heard_ = Clock::now();
+  }
+  c->start([this](transport::Incoming in) { on_push(std::move(in)); },
+           [this, weak](const Error& e) {
+             if (auto c = weak.lock()) on_lost(c, e.to_string());
+           });
+}
+
+Status ClusterFs::start() {
+  install(TRY(dial()));
+  // The mounted subtree's root. GETATTR of ino 0 names the export's root.
+  auto root = getattr(0);
+  if (!root.ok()) return std::move(root).error().with_context("cluster: the export's root");
+  vfs::Ino at = root->ino;
+  std::string_view p = cfg_.path;
+  while (!p.empty()) {
+    size_t slash = p.find('/');
+    std::string_view part = p.substr(0, slash);
+    p = slash == std::string_view::npos ? std::string_view() : p.substr(slash + 1);
+    if (part.empty() || part == ".") continue;
+    auto a = lookup(at, part);
+    if (!a.ok()) return std::move(a).error().with_context("cluster: " + cfg_.path);
+    if (!S_ISDIR(a->mode)) return Error(ENOTDIR, "cluster: " + cfg_.path + ": not a directory");
+    at = a->ino;
+  }
+  root_ = at;
+  housekeeper_ = std::thread([this] { housekeeping(); });
+  return Ok{};
+}
+
+ClusterFs::~ClusterFs() {
+  std::shared_ptr<transport::Connection> c;
+  {
+    std::lock_guard l(mu_);
+    stopping_ = true;
+    c = conn_;
+  }
+  cv_.notify_all();
+  if (housekeeper_.joinable()) housekeeper_.join();
+  if (c) c->close("unmounted");
+}
+
+// The connection is gone: so is every state of the session. Drop the cache at once
+// (the housekeeper reconnects).
+void ClusterFs::on_lost(const std::shared_ptr<transport::Connection>& c, const std::string&) {
+  {
+    std::lock_guard l(mu_);
+    if (conn_ != c) return;
+    conn_.reset();
+  }
+  drop_everything();
+  cv_.notify_all();
+}
+
+void ClusterFs::drop_everything() {
+  std::map<vfs::Ino, RangeMap> held;
+  {
+    std::lock_guard l(mu_);
+    held.swap(held_);
+  }
+  // With no connection every write-back fails at once: unsynced data is dropped.
+  for (auto& [ino, m] : held)
+    if (cc_) cc_->lower(ino, ccms::Range::all(), ccms::State::kInvalid).ignore_error_on_purpose();
+}
+
+void ClusterFs::housekeeping() {
+  std::unique_lock l(mu_);
+  uint32_t backoff_ms = 50;
+  while (!stopping_) {
+    if (!conn_) {
+      l.unlock();
+      auto c = dial();
+      l.lock();
+      if (stopping_) {
+        if (c.ok()) (*c)->close("unmounted");
+        break;
+      }
+      if (c.ok()) {
+        counts_.reconnects++;
+        backoff_ms = 50;
+        l.unlock();
+        install(std::move(*c));
+        l.lock();
+        continue;
+      }
+      cv_.wait_for(l, std::chrono::milliseconds(backoff_ms));
+      backoff_ms =
+          std::min<uint32_t>(backoff_ms * 2, std::max<uint32_t>(cfg_.reconnect_max_ms, 50));
+      continue;
+    }
+    uint32_t lease = lease_ms_ ? lease_ms_ : 15000;
+    cv_.wait_for(l, std::chrono::milliseconds(std::max<uint32_t>(lease / 3, 20)));
+    if (stopping_ || !conn_) continue;
+    auto c = conn_;
+    if (Clock::now() - last_heard_ > std::chrono::milliseconds(lease)) {
+      // Nothing heard for a whole lease: the server has fenced us. Stop using the cache.
+      l.unlock();
+      c->close("lease expired without a word from the server");
+      l.lock();
+      continue;
+    }
+    l.unlock();
+    c->call_async(proto::make_request(proto::Renew{}), [this](Result<transport::Frame> f) {
+      if (!f.ok()) return;
+      std::lock_guard g(mu_);
+      last_heard_ = Clock::now();
+    });
+    l.lock();
+  }
+}
+
+// --- pushes -----------------------------------------------------------------------
+
+void ClusterFs::on_push(transport::Incoming in) {
+  auto req = proto::decode_request(in.frame());
+  if (!req.ok()) {
+    if (req.error().code() == ENOSYS) return in.reply_error(ENOSYS, req.error().to_string());
+    return in.connection().close("malformed push: " + req.error().to_string());
+  }
+  {
+    std::lock_guard l(mu_);
+    last_heard_ = Clock::now();
+  }
+  if (auto* rv = std::get_if<proto::Revoke>(&*req)) {
+    Range r{rv->beg, rv->end};
+    {
+      std::lock_guard l(mu_);
+      counts_.revokes++;
+      if (auto it = held_.find(rv->ino); it != held_.end()) {
+        it->second.lower(r, rv->to);
+        if (it->second.empty()) held_.erase(it);
+      }
+    }
+    Status st = cc_ ? cc_->lower(rv->ino, r, rv->to) : Status(Ok{});
+    if (!st.ok() && rv->to != State::kInvalid) {
+      std::lock_guard l(mu_);
+      counts_.revoke_errors++;
+      return in.reply_error(st.error().code(), st.error().to_string());
+    }
+    return in.reply(proto::RevokeAck{rv->to});
+  }
+  if (auto* ie = std::get_if<proto::InvalEntry>(&*req)) {
+    if (cc_) cc_->invalidate_entry(ie->dir, std::string_view(ie->name));
+    return in.reply(proto::Empty{});
+  }
+  if (auto* ia = std::get_if<proto::InvalAttr>(&*req)) {
+    if (cc_) cc_->invalidate_attr(ia->ino);
+    return in.reply(proto::Empty{});
+  }
+  if (auto* ln = std::get_if<proto::LeaseNotice>(&*req)) {
+    in.reply(proto::Empty{});
+    if (ln->remaining_ms == 0) in.connection().close("the server says our lease expired");
+    return;
+  }
+  in.reply_error(ENOSYS, "not a push a client serves");
+}
+
+// --- states -----------------------------------------------------------------------
+
+void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
+                        std::function<void(Result<ccms::State>)> done) {
+  std::shared_ptr<transport::Connection> c;
+  {
+    std::unique_lock l(mu_);
+    // A FORGET of ino in flight would release at the server what we are about to be
+    // granted: wait for its reply.
+    cv_.wait(l, [&] { return !forgetting_.count(ino); });
+    if (auto it = held_.find(ino); it != held_.end() && covers(it->second, r, want)) {
+      counts_.acquires_local++;
+      done(want);  // the VFS keeps any higher state it holds there
+      return;
+    }
+    c = conn_;
+    if (c) counts_.acquires_sent++;
+  }
+  if (!c) return done(not_connected());
+  // Data: ask for the whole file; the server trims at other clients' holdings. The
+  // attribute token: exactly itself.
+  bool data = r.end <= vfs::kDataEnd;
+  proto::Acquire req{ino, r.beg, r.end, want, data ? 0 : r.beg, data ? vfs::kDataEnd : r.end};
+  c->call_async_inline(proto::make_request(req), [this, ino, r, want, done = std::move(done)](
+                                                     Result<transport::Frame> f) {
+    if (!f.ok()) return done(std::move(f).error());
+    auto g = proto::decode_reply<proto::Granted>(*f);
+    if (!g.ok()) return done(std::move(g).error());
+    if (g->ino != ino || g->beg > r.beg || g->end < r.end || g->state < want)
+      return done(Error(EPROTO, "cluster: the server granted less than asked"));
+    std::lock_guard l(mu_);
+    held_[ino].raise(Range{g->beg, g->end}, g->state);
+    done(g->state);
+  });
+}
+
+void ClusterFs::drop_states(vfs::Ino ino) {
+  std::lock_guard l(mu_);
+  held_.erase(ino);
+}
+
+void ClusterFs::forget(vfs::Ino ino) {
+  // FORGET also releases every state of ino at the server. It is answered before
+  // any later ACQUIRE of ino is sent (the server handles requests concurrently).
+  {
+    std::lock_guard l(mu_);
+    held_.erase(ino);
+    forgetting_.insert(ino);
+  }
+  call(proto::Forget{ino}).ignore_error_on_purpose();  // gone with the session if it fails
+  {
+    std::lock_guard l(mu_);
+    forgetting_.erase(ino);
+  }
+  cv_.notify_all();
+}
+
+// --- data -------------------------------------------------------------------------
+
+Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
+  size_t at = 0;
+  while (at < bio.data.size()) {
+    size_t n = std::min<size_t>(bio.data.size() - at, proto::kMaxIo);
+    if (bio.op == vfs::Bio::Op::kRead) {
+      auto r = TRY(call(proto::Read{ino, bio.off + at, uint32_t(n)}));
+      if (r.data.size() > n) return Error(EPROTO, "cluster: READ returned more than asked");
+      std::memcpy(bio.data.data() + at, r.data.data(), r.data.size());
+      at += r.data.size();
+      bio.done = at;
+      if (r.data.size() < n) break;  // end of file
+    } else {
+      proto::Write w;
+      w.ino = ino;
+      w.off = bio.off + at;
+      w.data.assign(bio.data.begin() + long(at), bio.data.begin() + long(at + n));
+      TRY(call(w));
+      at += n;
+    }
+  }
+  return Ok{};
+}
+
+Status ClusterFs::readdir(vfs::Ino dir, uint64_t after,
+                          const std::function<bool(const vfs::DirEntry&)>& fill) {
+  for (int rounds = 0; rounds < 1 << 20; rounds++) {
+    auto r = TRY(call(proto::Readdir{dir, after, 256 * 1024}));
+    for (auto& e : r.entries) {
+      if (!fill(vfs::DirEntry{std::string_view(e.name), e.ino, e.type, e.cookie})) return Ok{};
+      after = e.cookie;
+    }
+    if (r.eof || r.entries.empty()) return Ok{};
+  }
+  return Error(ELOOP, "cluster: directory listing does not end");
+}
+
+ClientStatus ClusterFs::status() const {
+  std::lock_guard l(mu_);
+  ClientStatus s = counts_;
+  s.connected = conn_ != nullptr;
+  s.session = session_;
+  s.lease_ms = lease_ms_;
+  s.inodes = held_.size();
+  for (auto& [ino, m] : held_) s.ranges += m.size();
+  s.requests = requests_.load(std::memory_order_relaxed);
+  return s;
+}
+
+Result<std::unique_ptr<vfs::Filesystem>> connect_cluster(ClientConfig config,
+                                                         const ClusterFs** handle) {
+  auto fs = std::make_unique<ClusterFs>(std::move(config));
+  TRY(fs->start());
+  if (handle) *handle = fs.get();
+  return std::unique_ptr<vfs::Filesystem>(std::move(fs));
+}
+
+ClientStatus cluster_status(const ClusterFs& fs) {
+  return fs.status();
+}
+
+}  // namespace dfly::cluster
