@@ -13,6 +13,7 @@
 // Nothing is ever written to a pool. Checksum errors that were healed from another
 // copy are reported on stderr after the command (and counted in status).
 #include <fmt/core.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,7 +47,7 @@ struct Opts {
   std::vector<std::string> args;
   bool longfmt = false, recursive = false, scrub = false;
   // mount
-  std::string cache = "128M";
+  std::string cache = "32M", readahead = "2M";
   unsigned threads = 8, lanes = 0;
   bool daemon = false, debug = false;
 };
@@ -506,9 +507,17 @@ int zfs_mount(const Opts& o) {
   vo.dataset = name;
   unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   vo.lanes = o.lanes ? o.lanes : std::min({hw, o.threads, 4u});
+  auto ra = parse_size(o.readahead);
+  if (!ra) return fail("zfs mount", "--readahead: not a size: " + o.readahead);
+  vo.readahead_bytes = *ra;
   auto fs = z::ZfsVnops::open(vo);
   if (!fs.ok()) return fail("zfs mount " + name, fs.error());
   z::ZfsVnops* zv = fs->get();
+  // Block buffers (128 KiB records, 64 KiB cache pages) come and go at a high rate
+  // on every serving thread: keep freed memory in the process instead of returning
+  // it to the kernel and faulting it in again (page faults dominate otherwise).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   fuse::MountOptions mo;
   mo.fsname = name;
   mo.subtype = "dfly-zfs";
@@ -588,12 +597,15 @@ void add_zfs(CLI::App& app, Action& action) {
       "unmount");
   mount->add_option("args", o->args, "DATASET[@SNAP] MOUNTPOINT")->required()->expected(2);
   mount->add_option("-d,--dir", o->dir, "directory of devices or image files (default /dev)");
-  mount->add_option("--cache", o->cache, "buffer cache limit (default 128M)");
+  mount->add_option("--cache", o->cache,
+                    "dfly buffer cache limit (default 32M; the kernel page cache holds the rest)");
   mount->add_option("--threads", o->threads, "FUSE serving threads")->check(CLI::Range(1, 64));
   mount
       ->add_option("--lanes", o->lanes,
                    "independent pool readers (default: CPUs, at most 4 and --threads)")
       ->check(CLI::Range(1, 16));
+  mount->add_option("--readahead", o->readahead,
+                    "records decoded ahead of a sequential reader (default 2M; 0: none)");
   mount->add_flag("--daemon", o->daemon, "detach once mounted");
   mount->add_flag("--debug", o->debug, "trace FUSE requests on stderr");
   mount->callback([o, &action] { action = [o] { return zfs_mount(*o); }; });

@@ -19,7 +19,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" = 0 ] || { echo "needs root (FUSE mounts): skipping"; exit 77; }
 [ -c /dev/fuse ] || { echo "no /dev/fuse: skipping"; exit 77; }
 command -v fusermount3 >/dev/null || { echo "no fusermount3: skipping"; exit 77; }
-# shellcheck source=../../src/zfs/fixtures/fixture_lib.sh
+# shellcheck source=SCRIPTDIR/../../src/zfs/fixtures/fixture_lib.sh
 . "$HERE/../../src/zfs/fixtures/fixture_lib.sh"
 zfs_fixture "$DFLY"
 

@@ -7,16 +7,21 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 
 #include "zfs/datasets.h"
+#include "zfs/format/dsl.h"
 
 namespace dfly::zfs {
 namespace {
 
-constexpr size_t kListingsKept = 64;  // directory listings cached for readdir slices
-constexpr unsigned kMaxLogged = 50;   // error lines on stderr per mount
+// Directory listings kept (for readdir slices and lookups): at most this many
+// directories and this many entries in all.
+constexpr size_t kListingsKept = 256;
+constexpr size_t kListingEntriesKept = 1 << 20;
+constexpr unsigned kMaxLogged = 50;  // error lines on stderr per mount
 
 std::string pool_of(const std::string& ds) {
   return ds.substr(0, ds.find_first_of("/@"));
@@ -44,12 +49,18 @@ Result<std::unique_ptr<ZfsVnops>> ZfsVnops::open(const VnopsOptions& options) {
   std::unique_ptr<ZfsVnops> v(new ZfsVnops(options));
   unsigned n = std::clamp(options.lanes, 1u, 16u);
   std::string pool = pool_of(options.dataset);
-  for (unsigned i = 0; i < n; ++i) {
+  bool prefetch = options.readahead_bytes > 0;
+  for (unsigned i = 0; i < n + (prefetch ? 1 : 0); ++i) {
     auto lane = std::make_unique<Lane>();
     lane->pool = TRY(Pool::open(options.dir, pool));
     auto dsl = TRY(Dsl::open(*lane->pool));
     auto ds = TRY(dsl.find(options.dataset));
     lane->fs = TRY(zfs::Filesystem::open(*lane->pool, ds));
+    lane->os = TRY(Objset::open(*lane->pool, ds.ds.bp));
+    if (i == n) {
+      v->pf_lane_ = std::move(lane);
+      break;
+    }
     if (i == 0) {
       v->root_ = lane->fs->root();
       v->referenced_ = ds.ds.referenced_bytes;
@@ -64,7 +75,14 @@ Result<std::unique_ptr<ZfsVnops>> ZfsVnops::open(const VnopsOptions& options) {
   return v;
 }
 
-ZfsVnops::~ZfsVnops() = default;
+ZfsVnops::~ZfsVnops() {
+  {
+    std::lock_guard g(pf_mu_);
+    pf_stop_ = true;
+  }
+  pf_cv_.notify_all();
+  if (pf_thread_.joinable()) pf_thread_.join();
+}
 
 uint64_t ZfsVnops::zpl_version() const {
   return lanes_.front()->fs->zpl_version();
@@ -111,6 +129,8 @@ std::string ZfsVnops::healing_report() const {
   };
   for (auto& l : lanes_)
     for (auto& t : l->pool->top()) walk(*t);
+  if (pf_lane_)
+    for (auto& t : pf_lane_->pool->top()) walk(*t);
   std::string out;
   for (auto& [path, s] : sum)
     if (s.first || s.second)
@@ -146,10 +166,15 @@ Result<vfs::Attr> ZfsVnops::getattr(vfs::Ino ino) {
 }
 
 Result<vfs::Attr> ZfsVnops::lookup(vfs::Ino dir, std::string_view name) {
+  // From the directory's cached listing (sorted by name): a path walk through one
+  // directory decodes its ZAP once, not once per name.
+  Listing l = TRY(listing(dir));
+  auto it = std::lower_bound(l->begin(), l->end(), name,
+                             [](const Dirent& e, std::string_view n) { return e.name < n; });
+  if (it == l->end() || it->name != name)
+    return Error(ENOENT, fmt::format("zfs: no entry '{}'", name));
   auto fs = lane();
-  auto obj = fs->lookup(dir, std::string(name));
-  if (!obj.ok()) return note(std::move(obj).error(), "lookup", dir);
-  return attr_of(*fs, *obj);
+  return attr_of(*fs, it->obj);
 }
 
 Result<vfs::Attr> ZfsVnops::mknod(vfs::Ino, std::string_view name, uint32_t, uint64_t,
@@ -196,6 +221,13 @@ Status ZfsVnops::open(vfs::Ino, int flags) {
   return {};
 }
 
+vfs::CachePolicy ZfsVnops::cache_policy() const {
+  vfs::CachePolicy p;
+  p.attr_timeout = p.entry_timeout = 3600;
+  p.kernel_data_cache = true;
+  return p;
+}
+
 Result<std::string> ZfsVnops::readlink(vfs::Ino ino) {
   auto fs = lane();
   auto r = fs->readlink(ino);
@@ -222,8 +254,12 @@ Result<ZfsVnops::Listing> ZfsVnops::listing(uint64_t dir) {
   if (lists_.count(dir)) return l;  // another thread listed it meanwhile: same contents
   list_lru_.push_front(dir);
   lists_[dir] = {l, list_lru_.begin()};
-  if (lists_.size() > kListingsKept) {
-    lists_.erase(list_lru_.back());
+  list_entries_ += l->size();
+  while (lists_.size() > 1 &&
+         (lists_.size() > kListingsKept || list_entries_ > kListingEntriesKept)) {
+    auto victim = lists_.find(list_lru_.back());
+    list_entries_ -= victim->second.first->size();
+    lists_.erase(victim);
     list_lru_.pop_back();
   }
   return l;
@@ -251,14 +287,123 @@ Status ZfsVnops::readdir(vfs::Ino dir, uint64_t after,
   return {};
 }
 
+Result<ZfsVnops::Info> ZfsVnops::file_info(uint64_t obj) {
+  {
+    std::lock_guard g(info_mu_);
+    if (auto it = infos_.find(obj); it != infos_.end()) return it->second;
+  }
+  auto f = std::make_shared<FileInfo>();
+  {
+    auto fs = lane();
+    auto a = fs->getattr(obj);
+    if (!a.ok()) return note(std::move(a).error(), "read", obj);
+    if (S_ISDIR(a->mode)) return Error(EISDIR, fmt::format("zfs: object {} is a directory", obj));
+    auto dn = fs.os().dnode(obj);
+    if (!dn.ok()) return note(std::move(dn).error(), "read", obj);
+    if (dn->datablksz == 0)
+      return note(Error(EINVAL, fmt::format("zfs: object {} has 0-byte blocks", obj)), "read", obj);
+    f->dn = std::move(dn).value();
+    f->size = a->size;
+  }
+  std::lock_guard g(info_mu_);
+  if (infos_.size() >= 4096) infos_.clear();  // immutable: dropping is always safe
+  return infos_.emplace(obj, f).first->second;
+}
+
+Result<Block> ZfsVnops::record(uint64_t obj, const FileInfo& f, uint64_t blkid, Lane* via) {
+  RecordKey key{obj, blkid};
+  {
+    std::unique_lock lk(rec_mu_);
+    for (;;) {
+      if (auto it = records_.find(key); it != records_.end()) {
+        rec_lru_.splice(rec_lru_.begin(), rec_lru_, it->second.second);
+        return it->second.first;
+      }
+      if (!reading_.count(key)) break;
+      rec_cv_.wait(lk);  // another thread is reading it: its result is ours
+    }
+    reading_.insert(key);
+  }
+  Result<Block> r = [&]() -> Result<Block> {
+    Held h = via ? lane(*via) : lane();
+    return h.os().read_block(f.dn, blkid);
+  }();
+  {
+    std::lock_guard g(rec_mu_);
+    reading_.erase(key);
+    if (r.ok()) {
+      rec_lru_.push_front(key);
+      records_[key] = {*r, rec_lru_.begin()};
+      rec_bytes_ += (*r)->size();
+      while (rec_bytes_ > options_.record_cache_bytes && rec_lru_.size() > 1) {
+        auto it = records_.find(rec_lru_.back());
+        rec_bytes_ -= it->second.first->size();
+        records_.erase(it);
+        rec_lru_.pop_back();
+      }
+    }
+  }
+  rec_cv_.notify_all();
+  return r;
+}
+
+void ZfsVnops::read_ahead(uint64_t obj, const Info& f, uint64_t last) {
+  uint64_t bs = f->dn.datablksz;
+  uint64_t want = std::max<uint64_t>(options_.readahead_bytes / bs, 2);
+  uint64_t end = std::min(last + 1 + want, f->dn.maxblkid + 1);
+  uint64_t from = std::max(last + 1, f->ahead.load());
+  if (from >= end) return;
+  f->ahead = end;
+  std::call_once(prefetch_once_, [this] { pf_thread_ = std::thread([this] { prefetcher(); }); });
+  {
+    std::lock_guard g(pf_mu_);
+    for (uint64_t b = from; b < end && pf_queue_.size() < 256; ++b)
+      pf_queue_.emplace_back(obj, f, b);
+  }
+  pf_cv_.notify_one();
+}
+
+void ZfsVnops::prefetcher() {
+  for (;;) {
+    std::tuple<uint64_t, Info, uint64_t> job;
+    {
+      std::unique_lock lk(pf_mu_);
+      pf_cv_.wait(lk, [&] { return pf_stop_ || !pf_queue_.empty(); });
+      if (pf_stop_) return;
+      job = std::move(pf_queue_.front());
+      pf_queue_.pop_front();
+    }
+    auto& [obj, f, blkid] = job;
+    // Errors are the reader's to meet (and report) when it gets there.
+    record(obj, *f, blkid, pf_lane_.get()).ignore_error_on_purpose();
+  }
+}
+
 Status ZfsVnops::strategy(vfs::Ino ino, vfs::Bio& bio) {
   if (bio.op != vfs::Bio::Op::kRead) return rofs("write");
-  auto fs = lane();
-  auto n =
-      fs->read(ino, bio.off,
-               std::span<uint8_t>(reinterpret_cast<uint8_t*>(bio.data.data()), bio.data.size()));
-  if (!n.ok()) return note(std::move(n).error(), fmt::format("read at {}", bio.off), ino);
-  bio.done = *n;
+  Info f = TRY(file_info(ino));
+  bio.done = 0;
+  if (bio.off >= f->size) return {};
+  uint64_t end = std::min<uint64_t>(f->size, bio.off + bio.data.size());
+  uint64_t bs = f->dn.datablksz;
+  uint64_t first = bio.off / bs, last = (end - 1) / bs;
+  // Sequential: this read starts in or right after the block the previous one ended in.
+  uint64_t next = f->next.load();
+  if (pf_lane_ && last < f->dn.maxblkid && (bio.off == 0 || first + 1 == next || first == next))
+    read_ahead(ino, f, last);
+  f->next = last + 1;
+  for (uint64_t pos = bio.off; pos < end;) {
+    uint64_t blkid = pos / bs, in = pos % bs;
+    auto r = record(ino, *f, blkid, nullptr);
+    if (!r.ok()) return note(std::move(r).error(), fmt::format("read at {}", pos), ino);
+    size_t take = static_cast<size_t>(std::min<uint64_t>(end - pos, bs - in));
+    if (in + take > (*r)->size())
+      return note(Error(EIO, fmt::format("zfs: block {} shorter than the object's blocks", blkid)),
+                  "read", ino);
+    std::memcpy(bio.data.data() + (pos - bio.off), (*r)->data() + in, take);
+    pos += take;
+  }
+  bio.done = static_cast<size_t>(end - bio.off);
   return {};
 }
 
