@@ -66,6 +66,12 @@ File make_file(std::string s) {
 
 // Applies op to s if the model's result equals the recorded one.
 bool apply(const State& s, const Op& op, State& out) {
+  if (op.kind == OpKind::kReplace) {
+    if (op.err != 0) return false;
+    out = s;
+    out.put(op.name, make_file(op.data));
+    return true;
+  }
   const File* f = s.find(op.name);
   if (!f) {  // every operation on a missing name fails with ENOENT, changing nothing
     if (op.err != ENOENT) return false;
@@ -100,6 +106,8 @@ bool apply(const State& s, const Op& op, State& out) {
       out.put(op.name, make_file(std::move(n)));
       return true;
     }
+    case OpKind::kReplace:
+      return false;  // handled above
     case OpKind::kRename:
       out = s;
       if (op.to != op.name) {
@@ -188,6 +196,10 @@ std::string describe(const Op& op) {
       break;
     case OpKind::kRename:
       o << "rename(" << op.name << ", " << op.to << ")";
+      break;
+    case OpKind::kReplace:
+      o << "replace(" << op.name << ", " << op.data.size() << " bytes \"" << printable(op.data)
+        << "\")";
       break;
   }
   if (op.err) o << " = errno " << op.err;

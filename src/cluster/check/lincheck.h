@@ -17,8 +17,9 @@
 // The model: files are byte strings in a flat namespace of names. write extends
 // with zeros across a gap; read returns the bytes of [off, off + len) that exist;
 // truncate sets the size (zeros when growing); stat returns the size; rename moves
-// a name over another (POSIX: the target is replaced). Operations on a missing
-// name fail with ENOENT (write never creates: the test creates files first).
+// a name over another (POSIX: the target is replaced); replace makes a name hold
+// exactly `data`, existing or not (a private file renamed over it: the atomic-update
+// idiom). Other operations on a missing name fail with ENOENT (write never creates).
 #pragma once
 
 #include <cstdint>
@@ -27,7 +28,7 @@
 
 namespace dfly::cluster::check {
 
-enum class OpKind : uint8_t { kWrite, kRead, kTruncate, kStat, kRename };
+enum class OpKind : uint8_t { kWrite, kRead, kTruncate, kStat, kRename, kReplace };
 
 struct Op {
   int process = 0;
@@ -36,7 +37,7 @@ struct Op {
   std::string name, to;  // to: rename's target
   uint64_t off = 0;      // write, read
   uint64_t len = 0;      // read: bytes asked; truncate: the new size
-  std::string data;      // write: bytes written; read: bytes returned
+  std::string data;      // write, replace: bytes written; read: bytes returned
   uint64_t size = 0;     // stat: the size seen
   int err = 0;           // 0 or the errno the operation returned
 };

@@ -97,6 +97,14 @@ TEST(Lincheck, RenameMovesContentsAndNames) {
   EXPECT_FALSE(check({M(0, 1, 2, "a", "b", ENOENT)}, init).linearizable);
 }
 
+TEST(Lincheck, ReplaceSetsContentsWhetherOrNotTheNameExisted) {
+  Op rep;
+  rep.process = 0, rep.call = 1, rep.ret = 2, rep.kind = OpKind::kReplace, rep.name = "c",
+  rep.data = "new";
+  EXPECT_TRUE(check({rep, R(1, 3, 4, "c", 0, 9, "new")}, kOneFile).linearizable);
+  EXPECT_FALSE(check({rep, R(1, 3, 4, "c", 0, 9, "", ENOENT)}, kOneFile).linearizable);
+}
+
 // Generates a history by running random operations sequentially on a model, then
 // stretching each operation's interval so that neighbours overlap while the real
 // order stays a valid linearization. Up to `procs` operations run at once.

@@ -1,0 +1,5 @@
+# The coherent cluster filesystem: dfly serve + three dfly mounts over loopback, real
+# tools, the linearizability checker, faults, TLS (label fuse; exit 77 without root).
+add_test(NAME cli.cluster
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cluster_test.sh $<TARGET_FILE:dfly> $<TARGET_FILE:coherence_check>)
+set_tests_properties(cli.cluster PROPERTIES LABELS fuse TIMEOUT 600 SKIP_RETURN_CODE 77)
