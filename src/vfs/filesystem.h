@@ -217,7 +217,10 @@ class Filesystem {
   // coherent() only. Before caching or changing [r) of ino the VFS needs at least
   // state `want` there (kShared or kExclusive). Call done(granted) with granted >=
   // want for exactly r, or done(error), exactly once, from any thread, possibly
-  // before returning. The VFS calls this holding no lock of its own, and waits.
+  // before returning. The VFS calls this holding no lock of its own, and waits; it
+  // may call it from several threads at once, also for overlapping ranges. r is
+  // granule aligned (64 KiB) or kAttrRange. The VFS may also give states up on its
+  // own (eviction of clean pages) without telling: a later lower() of them is cheap.
   // Default: done(kModified) (this node is its own home).
   virtual void acquire(Ino ino, ccms::Range r, ccms::State want,
                        std::function<void(Result<ccms::State>)> done);
