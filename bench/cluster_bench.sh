@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# cluster benchmarks (issue #9), over loopback, against baselines measured in the same run:
+#   cluster_coherence_latency  write() returning on mount A until a read on mount B
+#                              returns the new byte, vs one TCP round trip on loopback
+#                              (ratio = RTT / latency; the target, <= 2 RTT, is >= 0.5)
+#   cluster_disjoint_writers   two clients writing disjoint halves of one file at once,
+#                              vs one client writing all of it (ratio = one / two time)
+# Needs root and /dev/fuse; uses the dfly CLI in the build directory above this one.
+# (The NFS and sshfs comparisons of the issue need servers this machine lacks.)
+set -u
+here="$(dirname "$(readlink -f "$0")")"
+dfly="$here/../dfly"
+if [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ]; then
+  echo "cluster_bench: skipped (needs root and /dev/fuse)" >&2
+  exit 0
+fi
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for m in "$tmp"/m*; do fusermount3 -u -z "$m" 2>/dev/null; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+head -c 32 /dev/urandom | base64 >"$tmp/secret"
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+"$dfly" serve memfs --size 2G --listen "127.0.0.1:$port" --secret-file "$tmp/secret" \
+  --control "$tmp/serve.sock" >"$tmp/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$tmp/serve.sock" ] && break; sleep 0.1; done
+for m in ma mb; do
+  mkdir -p "$tmp/$m"
+  "$dfly" mount "127.0.0.1:$port" "$tmp/$m" --secret-file "$tmp/secret" --cache 1G \
+    --control "$tmp/$m.sock" >"$tmp/$m.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do mountpoint -q "$tmp/$m" && break; sleep 0.1; done
+done
+
+python3 - "$tmp/ma" "$tmp/mb" <<'PY'
+import os, socket, statistics, sys, threading, time
+a, b = sys.argv[1], sys.argv[2]
+
+def line(name, value, unit, base, base_value, ratio):
+    print(f"dfly-bench name={name} value={value:.1f} unit={unit} baseline={base} "
+          f"baseline_value={base_value:.1f} ratio={ratio:.2f}", flush=True)
+
+# One TCP round trip on loopback, 1 byte each way (the baseline).
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+def echo():
+    c, _ = srv.accept(); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while (d := c.recv(1)): c.sendall(d)
+t = threading.Thread(target=echo, daemon=True); t.start()
+cl = socket.create_connection(srv.getsockname()); cl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+rtts = []
+for i in range(2000):
+    t0 = time.perf_counter_ns(); cl.sendall(b"x"); cl.recv(1); rtts.append(time.perf_counter_ns() - t0)
+cl.close()
+rtt = statistics.median(rtts) / 1000
+
+# Coherence latency: A writes a new byte; B (told through a pipe, whose own wake-up
+# cost is measured and taken off) reads until it sees it.
+p1r, p1w = os.pipe(); p2r, p2w = os.pipe()
+fa = os.open(os.path.join(a, "lat"), os.O_CREAT | os.O_RDWR, 0o644)
+os.pwrite(fa, b"\0" * 4096, 0)
+pid = os.fork()
+if pid == 0:
+    fb = os.open(os.path.join(b, "lat"), os.O_RDONLY)
+    while (m := os.read(p1r, 9)) and m != b"stop00000":
+        want = m[:1]
+        while os.pread(fb, 1, 0) != want: pass
+        os.write(p2w, str(time.perf_counter_ns()).encode().ljust(24))
+    os._exit(0)
+lat, pipe_cost = [], []
+for i in range(300):
+    v = bytes([1 + i % 250])
+    os.pwrite(fa, v, 0)
+    t0 = time.perf_counter_ns()
+    os.write(p1w, v * 9)
+    t1 = int(os.read(p2r, 24))
+    lat.append(t1 - t0)
+os.write(p1w, b"stop00000"); os.waitpid(pid, 0)
+# pipe wake-up cost: a child answering at once
+q1r, q1w = os.pipe(); q2r, q2w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    while os.read(q1r, 1) == b"x": os.write(q2w, str(time.perf_counter_ns()).encode().ljust(24))
+    os._exit(0)
+for i in range(300):
+    t0 = time.perf_counter_ns(); os.write(q1w, b"x"); pipe_cost.append(int(os.read(q2r, 24)) - t0)
+os.write(q1w, b"q"); os.waitpid(pid, 0)
+latency = max(statistics.median(lat) - statistics.median(pipe_cost), 1) / 1000
+line("cluster_coherence_latency", latency, "us", "tcp_loopback_rtt", rtt, rtt / latency)
+
+# Disjoint writers: 256 MiB in 1 MiB writes, then fsync.
+size, chunk = 256 << 20, 1 << 20
+buf = os.urandom(chunk)
+def write_range(path, lo, hi):
+    fd = os.open(path, os.O_WRONLY)
+    for off in range(lo, hi, chunk): os.pwrite(fd, buf, off)
+    os.fsync(fd); os.close(fd)
+def prepare(name):
+    fd = os.open(os.path.join(a, name), os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
+    os.ftruncate(fd, size); os.close(fd)
+prepare("one")
+t0 = time.perf_counter(); write_range(os.path.join(a, "one"), 0, size); one = time.perf_counter() - t0
+prepare("two")
+t0 = time.perf_counter()
+kids = []
+for mnt, lo, hi in ((a, 0, size // 2), (b, size // 2, size)):
+    pid = os.fork()
+    if pid == 0:
+        write_range(os.path.join(mnt, "two"), lo, hi); os._exit(0)
+    kids.append(pid)
+for k in kids: os.waitpid(k, 0)
+two = time.perf_counter() - t0
+mb = size / (1 << 20)
+line("cluster_disjoint_writers", mb / two, "MiB/s", "one_client", mb / one, one / two)
+PY
