@@ -147,6 +147,11 @@ Result<size_t> TcpConn::recv(std::span<uint8_t> out) {
   return r;
 }
 
+void TcpConn::set_keepalive(bool on, uint64_t idle_ns, uint64_t interval_ns, uint32_t probes) {
+  tcb_->set_keepalive(on, idle_ns, interval_ns, probes, mono_now_ns());
+  pump();  // re-arms the callout for the keepalive deadline
+}
+
 void TcpConn::shutdown_write() {
   tcb_->shutdown_write().ignore_error_on_purpose();  // already shut: nothing to do
   pump();

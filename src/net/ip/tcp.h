@@ -93,6 +93,13 @@ class TcpConn {
   void shutdown_write();
   void close();
   void abort();
+  // Socket options a live connection may change (TCP_NODELAY, SO_KEEPALIVE with
+  // TCP_KEEPIDLE/KEEPINTVL/KEEPCNT); buffer sizes are fixed when it is created.
+  void set_nodelay(bool on) {
+    tcb_->set_nodelay(on);
+    pump();
+  }
+  void set_keepalive(bool on, uint64_t idle_ns, uint64_t interval_ns, uint32_t probes);
   size_t send_space() const { return tcb_->send_space(); }
   size_t recv_available() const { return tcb_->recv_available(); }
   const tcp::FourTuple& tuple() const { return tcb_->tuple(); }

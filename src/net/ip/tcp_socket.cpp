@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "net/flow/toeplitz.h"
 #include "net/ip/chain.h"
@@ -250,6 +252,66 @@ Status TcpSocket::shutdown_write() {
   });
   if (e != 0) return Error(e, "tcp: shutdown");
   return Ok{};
+}
+
+Status TcpSocket::set_nodelay(bool on) {
+  int e = 0;
+  lwkt::run_on(*s_->cpu, [&] {
+    if (s_->conn)
+      s_->conn->set_nodelay(on);
+    else
+      e = s_->error ? s_->error : ENOTCONN;
+  });
+  if (e != 0) return Error(e, "tcp: TCP_NODELAY");
+  return Ok{};
+}
+
+Status TcpSocket::set_keepalive(const Keepalive& k) {
+  if (k.on && (k.idle_ns == 0 || k.interval_ns == 0 || k.probes == 0))
+    return Error(EINVAL, "tcp: SO_KEEPALIVE: idle, interval and probes must be positive");
+  int e = 0;
+  lwkt::run_on(*s_->cpu, [&] {
+    if (s_->conn)
+      s_->conn->set_keepalive(k.on, k.idle_ns, k.interval_ns, k.probes);
+    else
+      e = s_->error ? s_->error : ENOTCONN;
+  });
+  if (e != 0) return Error(e, "tcp: SO_KEEPALIVE");
+  return Ok{};
+}
+
+Status TcpSocket::close_linger(uint64_t linger_ns) {
+  if (linger_ns == 0) {
+    lwkt::run_on(*s_->cpu, [&] {
+      if (s_->conn) s_->conn->abort();
+    });
+    return Ok{};
+  }
+  lwkt::run_on(*s_->cpu, [&] {
+    if (s_->conn) s_->conn->close();
+  });
+  // Everything sent is acknowledged once the connection is past FIN_WAIT_1/CLOSING/
+  // LAST_ACK (or gone after an orderly end). Poll: this is a blocking call in an
+  // application thread, and a millisecond is well under any linger a user sets.
+  uint64_t deadline = mono_now_ns() + linger_ns;
+  for (;;) {
+    bool done = false;
+    int err = 0;
+    lwkt::run_on(*s_->cpu, [&] {
+      if (!s_->conn) {
+        done = true;
+        err = s_->error;
+        return;
+      }
+      using S = tcp::TcpState;
+      S st = s_->conn->state();
+      done = st == S::kFinWait2 || st == S::kTimeWait || st == S::kClosed;
+    });
+    if (done) return err ? Status(Error(err, "tcp: SO_LINGER close")) : Status(Ok{});
+    if (mono_now_ns() >= deadline)
+      return Error(ETIMEDOUT, "tcp: SO_LINGER: data not acknowledged in time");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 tcp::FourTuple TcpSocket::tuple() const {

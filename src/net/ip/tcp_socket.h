@@ -48,6 +48,21 @@ class TcpSocket {
   // 0 at end of stream; ETIMEDOUT; or the connection's error.
   Result<size_t> recv(std::span<uint8_t> out, uint64_t timeout_ns = 0);
   Status shutdown_write();
+  // Socket options, as setsockopt(2) would set them (buffer sizes: TcpConfig at
+  // connect, or the listener's config). ENOTCONN once the connection is gone.
+  Status set_nodelay(bool on);  // TCP_NODELAY: no Nagle delay for small segments
+  struct Keepalive {
+    bool on = true;
+    uint64_t idle_ns = 7200'000'000'000;  // TCP_KEEPIDLE
+    uint64_t interval_ns = 75'000'000'000;
+    uint32_t probes = 9;  // TCP_KEEPCNT: then the connection fails with ETIMEDOUT
+  };
+  Status set_keepalive(const Keepalive& k);
+  // SO_LINGER. linger_ns == 0: abort now (RST, unsent data dropped: the peer sees
+  // ECONNRESET). Otherwise close and wait up to linger_ns for the peer to acknowledge
+  // everything sent: ETIMEDOUT if it did not (the close still proceeds, as on Linux).
+  // The socket is closed afterwards either way; only the destructor may follow.
+  Status close_linger(uint64_t linger_ns);
   tcp::FourTuple tuple() const;
   tcp::TcpStats stats() const;  // this connection's counters
 

@@ -189,6 +189,57 @@ TEST_F(TcpTwoStacks, ManyConnections_EachIntact_OnBothCpus) {
   EXPECT_EQ(cpus_with_tcp, 2);
 }
 
+// SO_LINGER 0 aborts: the peer's recv fails with ECONNRESET. A lingering close
+// returns once the peer acknowledged everything, which it then reads whole.
+TEST_F(TcpTwoStacks, Linger_AbortResets_LingerWaitsForAcks) {
+  start();
+  auto acc = MUST(TcpAcceptor::listen(*b, 5007));
+  {
+    auto c = MUST(TcpSocket::connect(*a, kIpB, 5007, 5 * kSec));
+    auto s = MUST(acc->accept(5 * kSec));
+    ASSERT_TRUE(c->close_linger(0).ok());
+    std::vector<uint8_t> buf(10);
+    auto r = s->recv(buf, 10 * kSec);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), ECONNRESET);
+  }
+  auto c = MUST(TcpSocket::connect(*a, kIpB, 5007, 5 * kSec));
+  auto s = MUST(acc->accept(5 * kSec));
+  auto msg = pattern(1 << 20, 9);
+  std::vector<uint8_t> got;
+  std::thread reader([&] { got = read_all(*s, msg.size()); });
+  ASSERT_EQ(MUST(c->send(msg)), msg.size());
+  Status st = c->close_linger(30 * kSec);
+  EXPECT_TRUE(st.ok()) << st.error().to_string();
+  reader.join();
+  EXPECT_TRUE(got == msg) << got.size();
+}
+
+// SO_KEEPALIVE with short timers on an idle connection: probes go out, the peer
+// answers them, and the connection stays up. TCP_NODELAY applies to a live
+// connection and is ENOTCONN once it is gone.
+TEST_F(TcpTwoStacks, KeepaliveProbesAnswered_NodelayOnLiveConnection) {
+  start();
+  auto acc = MUST(TcpAcceptor::listen(*b, 5008));
+  auto c = MUST(TcpSocket::connect(*a, kIpB, 5008, 5 * kSec));
+  auto s = MUST(acc->accept(5 * kSec));
+  ASSERT_TRUE(c->set_nodelay(true).ok());
+  EXPECT_FALSE(c->set_keepalive({.on = true, .idle_ns = 0, .interval_ns = 1, .probes = 1}).ok());
+  ASSERT_TRUE(
+      c->set_keepalive({.on = true, .idle_ns = 20'000'000, .interval_ns = 10'000'000, .probes = 3})
+          .ok());
+  ASSERT_TRUE(eventually([&] { return c->stats().keepalive_probes >= 3; }));
+  auto msg = pattern(100, 3);
+  ASSERT_EQ(MUST(c->send(msg)),
+            msg.size());  // still connected after more probes than keepalive_probes
+  std::vector<uint8_t> buf(100);
+  size_t n = 0;
+  while (n < msg.size()) n += MUST(s->recv(std::span(buf).subspan(n), 5 * kSec));
+  EXPECT_TRUE(buf == msg);
+  ASSERT_TRUE(c->close_linger(0).ok());
+  EXPECT_TRUE(eventually([&] { return !c->set_nodelay(false).ok(); }));
+}
+
 // The server closes first, so its side of each connection ends in TIME_WAIT; with
 // at most 4 kept per protocol CPU (2 CPUs), 40 connections leave at most 8 and the
 // rest are freed early, counted. Every connection still completes cleanly.
