@@ -6,6 +6,9 @@
 //                            (lower is better)
 //   tcp_mallocs_per_segment  heap allocations in the process per TCP segment sent
 //                            during the bulk run (steady state)
+//   tcp_scaling_2cpu         MB/s of 8 connections at once, dfly -> dfly over a WirePair,
+//                            each stack's flows spread over 2 protocol CPUs, vs the same
+//                            with everything on 1 CPU (baseline dfly_1cpu)
 //
 // `scripts/bench tcp` runs it (the figures are named tcp_*; the binary sits with
 // the other net benchmarks). The WirePair costs two copies per frame, like a real link's DMA in and
@@ -207,6 +210,56 @@ double linux_rr_us() {
   return us;
 }
 
+// 8 connections, 32 MiB each, at once. cpus 1: one lwkt CPU runs both links and
+// all protocol work; 2: links on CPU 0 and 1, every stack's flows hashed over both.
+double dfly_many(int cpus) {
+  constexpr int kConns = 8;
+  constexpr size_t kEach = 32u << 20;
+  auto sys = MUST(lwkt::System::start({.ncpus = cpus, .pin = true, .spin_ns = 50'000}));
+  auto wp = MUST(net::WirePair::create({.slots = 1024}));
+  auto pool = MUST(net::MbufPool::create());
+  net::ip::InterfaceConfig ca, cb;
+  ca.addr = {Ipv4Addr(198, 18, 0, 1), 24};
+  cb.addr = {Ipv4Addr(198, 18, 0, 2), 24};
+  ca.ifindex = 1, cb.ifindex = 2;
+  for (int c = 0; c < cpus; c++) {
+    ca.proto_cpus.push_back(&sys->cpu(c));
+    cb.proto_cpus.push_back(&sys->cpu(c));
+  }
+  auto a = MUST(net::ip::Interface::start(sys->cpu(0), wp->a(), *pool, ca));
+  auto b = MUST(net::ip::Interface::start(sys->cpu(cpus - 1), wp->b(), *pool, cb));
+  MUST(a->ping(cb.addr.addr, 8, 2'000'000'000));
+  auto acc = MUST(net::ip::TcpAcceptor::listen(*b, 5003));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kConns; i++)
+    threads.emplace_back([&] {
+      auto s = MUST(acc->accept(10'000'000'000));
+      std::vector<uint8_t> buf(256 * 1024);
+      for (;;) {
+        auto r = s->recv(buf, 30'000'000'000);
+        if (!r.ok() || *r == 0) break;
+      }
+    });
+  std::vector<std::unique_ptr<net::ip::TcpSocket>> socks;
+  for (int i = 0; i < kConns; i++)
+    socks.push_back(
+        MUST(net::ip::TcpSocket::connect(*a, Ipv4Addr(198, 18, 0, 2), 5003, 5'000'000'000)));
+  auto t0 = Clock::now();
+  for (int i = 0; i < kConns; i++)
+    threads.emplace_back([&, i] {
+      std::vector<uint8_t> chunk(1 << 20, uint8_t(i));
+      for (size_t sent = 0; sent < kEach; sent += chunk.size()) MUST(socks[size_t(i)]->send(chunk));
+      MUST(socks[size_t(i)]->shutdown_write());
+    });
+  for (auto& t : threads) t.join();
+  double secs = secs_since(t0);
+  socks.clear();
+  acc.reset();
+  a.reset();
+  b.reset();
+  return double(kConns) * double(kEach) / secs / 1e6;
+}
+
 }  // namespace
 
 int main() {
@@ -223,6 +276,13 @@ int main() {
                 bench::median(l_bulk), bench::Better::kHigher);
   bench::report("tcp_rr_latency", bench::median(d_rr), "us", "linux_loopback_tcp_rr",
                 bench::median(l_rr), bench::Better::kLower);
+  std::vector<double> one, two;
+  for (int r = 0; r < kReps; r++) {
+    one.push_back(dfly_many(1));
+    two.push_back(dfly_many(2));
+  }
+  bench::report("tcp_scaling_2cpu", bench::median(two), "MB/s", "dfly_1cpu", bench::median(one),
+                bench::Better::kHigher);
   std::printf(
       "dfly-bench name=tcp_mallocs_per_segment value=%g unit=allocs baseline=none "
       "baseline_value=0 ratio=1\n",
