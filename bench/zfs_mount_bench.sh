@@ -18,7 +18,7 @@ if [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ] || ! command -v zfs-fuse >/dev/null
   echo "zfs_mount_bench: needs root, /dev/fuse and zfs-fuse: skipped" >&2
   exit 0
 fi
-RUNS=${ZFS_BENCH_RUNS:-3}
+RUNS=${ZFS_BENCH_RUNS:-3}  # ZFS_BENCH_IMG/ZFS_BENCH_POOL: reuse a pool (development)
 T=$(mktemp -d /tmp/dfly-zfs-bench.XXXXXX)
 pidfile=$T/zfs-fuse.pid
 pool=dflybench$$
@@ -52,17 +52,26 @@ trap 'exit 1' INT TERM
 mkdir -p "$T/img" "$T/alt" "$T/dfly"
 zfs-fuse -p "$pidfile" --no-kstat-mount
 for _ in $(seq 1 100); do zpool list >/dev/null 2>&1 && break; sleep 0.1; done
-truncate -s 1200M "$T/img/d0.img"
-zpool create -o cachefile=none -R "$T/alt" "$pool" "$T/img/d0.img"
-zmnt=$(zfs get -H -o value mountpoint "$pool")
-echo "zfs_mount_bench: writing the data through zfs-fuse" >&2
-head -c $((512 << 20)) /dev/urandom >"$zmnt/big"
-for d in $(seq -w 0 99); do
-  mkdir "$zmnt/tree$d"
-  # 200 files of one size per directory: 512 B .. 7.5 KiB by directory.
-  head -c $((200 * 512 * (1 + 10#$d % 15))) /dev/urandom |
-    split -b $((512 * (1 + 10#$d % 15))) -a 3 - "$zmnt/tree$d/f"
-done
+if [ -n "${ZFS_BENCH_IMG:-}" ]; then
+  # Development: an exported pool made by an earlier run (ZFS_BENCH_POOL names it).
+  rmdir "$T/img"
+  ln -s "$(realpath "$ZFS_BENCH_IMG")" "$T/img"
+  pool=${ZFS_BENCH_POOL:?ZFS_BENCH_POOL names the pool in ZFS_BENCH_IMG}
+  zpool import -d "$T/img" -R "$T/alt" "$pool"
+  zmnt=$(zfs get -H -o value mountpoint "$pool")
+else
+  truncate -s 1200M "$T/img/d0.img"
+  zpool create -o cachefile=none -R "$T/alt" "$pool" "$T/img/d0.img"
+  zmnt=$(zfs get -H -o value mountpoint "$pool")
+  echo "zfs_mount_bench: writing the data through zfs-fuse" >&2
+  head -c $((512 << 20)) /dev/urandom >"$zmnt/big"
+  for d in $(seq -w 0 99); do
+    mkdir "$zmnt/tree$d"
+    # 200 files of one size per directory: 512 B .. 7.5 KiB by directory.
+    head -c $((200 * 512 * (1 + 10#$d % 15))) /dev/urandom |
+      split -b $((512 * (1 + 10#$d % 15))) -a 3 - "$zmnt/tree$d/f"
+  done
+fi
 sha_big=$(sha256sum "$zmnt/big" | cut -d' ' -f1)
 nfiles=$(find "$zmnt" -type f -path '*/tree*' | wc -l)
 [ "$nfiles" = 20000 ] || { echo "zfs_mount_bench: made $nfiles files, not 20000" >&2; exit 1; }

@@ -12,6 +12,7 @@
 #include <map>
 
 #include "zfs/datasets.h"
+#include "zfs/format/dnode.h"
 #include "zfs/format/dsl.h"
 
 namespace dfly::zfs {
@@ -22,6 +23,7 @@ namespace {
 constexpr size_t kListingsKept = 256;
 constexpr size_t kListingEntriesKept = 1 << 20;
 constexpr unsigned kMaxLogged = 50;  // error lines on stderr per mount
+constexpr size_t kInfosKept = 8192;  // files whose dnode is kept for reads
 
 std::string pool_of(const std::string& ds) {
   return ds.substr(0, ds.find_first_of("/@"));
@@ -141,10 +143,21 @@ std::string ZfsVnops::healing_report() const {
   return out;
 }
 
-Result<vfs::Attr> ZfsVnops::attr_of(zfs::Filesystem& fs, uint64_t obj) {
-  auto r = fs.getattr(obj);
-  if (!r.ok()) return note(std::move(r).error(), "getattr", obj);
-  const zfs::Attr& z = *r;
+Result<vfs::Attr> ZfsVnops::load(uint64_t obj, Info* info) {
+  // One dnode read gives the attributes and, for a file, what its reads need; the
+  // latter is kept, so the READ that follows a LOOKUP reads no dnode.
+  Result<DnodePhys> dn = [&] {
+    auto h = lane();
+    return h.os().dnode(obj);
+  }();
+  if (!dn.ok()) return note(std::move(dn).error(), "getattr", obj);
+  if (dn->bonustype != static_cast<uint8_t>(ObjType::kZnode))
+    return note(Error(EINVAL, fmt::format("zfs: object {} has no znode (bonus type {})", obj,
+                                          dn->bonustype)),
+                "getattr", obj);
+  auto zr = ZnodePhys::parse(dn->bonus);
+  if (!zr.ok()) return note(std::move(zr).error(), "getattr", obj);
+  const ZnodePhys& z = *zr;
   vfs::Attr a;
   a.ino = obj;
   a.mode = static_cast<uint32_t>(z.mode);
@@ -153,16 +166,24 @@ Result<vfs::Attr> ZfsVnops::attr_of(zfs::Filesystem& fs, uint64_t obj) {
   a.gid = static_cast<uint32_t>(z.gid);
   a.rdev = (S_ISCHR(z.mode) || S_ISBLK(z.mode)) ? host_dev(z.rdev) : 0;
   a.size = z.size;
-  a.blocks = (z.blocks_used + 511) / 512;
+  a.blocks = (dn->used + 511) / 512;  // "used" counts bytes (pool version >= 3)
   a.atime = ts(z.atime);
   a.mtime = ts(z.mtime);
   a.ctime = ts(z.ctime);
+  if (!S_ISDIR(z.mode) && dn->datablksz > 0) {
+    auto f = std::make_shared<FileInfo>();
+    f->dn = std::move(dn).value();
+    f->size = z.size;
+    std::lock_guard g(info_mu_);
+    if (infos_.size() >= kInfosKept) infos_.clear();  // immutable: dropping is always safe
+    auto [it, inserted] = infos_.emplace(obj, std::move(f));
+    if (info) *info = it->second;
+  }
   return a;
 }
 
 Result<vfs::Attr> ZfsVnops::getattr(vfs::Ino ino) {
-  auto fs = lane();
-  return attr_of(*fs, ino);
+  return load(ino, nullptr);
 }
 
 Result<vfs::Attr> ZfsVnops::lookup(vfs::Ino dir, std::string_view name) {
@@ -173,8 +194,7 @@ Result<vfs::Attr> ZfsVnops::lookup(vfs::Ino dir, std::string_view name) {
                              [](const Dirent& e, std::string_view n) { return e.name < n; });
   if (it == l->end() || it->name != name)
     return Error(ENOENT, fmt::format("zfs: no entry '{}'", name));
-  auto fs = lane();
-  return attr_of(*fs, it->obj);
+  return load(it->obj, nullptr);
 }
 
 Result<vfs::Attr> ZfsVnops::mknod(vfs::Ino, std::string_view name, uint32_t, uint64_t,
@@ -292,22 +312,12 @@ Result<ZfsVnops::Info> ZfsVnops::file_info(uint64_t obj) {
     std::lock_guard g(info_mu_);
     if (auto it = infos_.find(obj); it != infos_.end()) return it->second;
   }
-  auto f = std::make_shared<FileInfo>();
-  {
-    auto fs = lane();
-    auto a = fs->getattr(obj);
-    if (!a.ok()) return note(std::move(a).error(), "read", obj);
-    if (S_ISDIR(a->mode)) return Error(EISDIR, fmt::format("zfs: object {} is a directory", obj));
-    auto dn = fs.os().dnode(obj);
-    if (!dn.ok()) return note(std::move(dn).error(), "read", obj);
-    if (dn->datablksz == 0)
-      return note(Error(EINVAL, fmt::format("zfs: object {} has 0-byte blocks", obj)), "read", obj);
-    f->dn = std::move(dn).value();
-    f->size = a->size;
-  }
-  std::lock_guard g(info_mu_);
-  if (infos_.size() >= 4096) infos_.clear();  // immutable: dropping is always safe
-  return infos_.emplace(obj, f).first->second;
+  Info f;
+  auto a = TRY(load(obj, &f));
+  if (S_ISDIR(a.mode)) return Error(EISDIR, fmt::format("zfs: object {} is a directory", obj));
+  if (!f)
+    return note(Error(EINVAL, fmt::format("zfs: object {} has 0-byte blocks", obj)), "read", obj);
+  return f;
 }
 
 Result<Block> ZfsVnops::record(uint64_t obj, const FileInfo& f, uint64_t blkid, Lane* via) {

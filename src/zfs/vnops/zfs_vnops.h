@@ -147,7 +147,8 @@ class ZfsVnops final : public vfs::Filesystem {
   Result<Block> record(uint64_t obj, const FileInfo& f, uint64_t blkid, Lane* via);
   void read_ahead(uint64_t obj, const Info& f, uint64_t last_blkid);
   void prefetcher();
-  Result<vfs::Attr> attr_of(zfs::Filesystem& fs, uint64_t obj);
+  // The attributes of obj; for a file also its FileInfo (cached, and in *info).
+  Result<vfs::Attr> load(uint64_t obj, Info* info);
   Result<Listing> listing(uint64_t dir);
   // EIO and other unexpected failures are logged once per (bounded) occurrence.
   Error note(Error e, std::string_view what, uint64_t obj);
