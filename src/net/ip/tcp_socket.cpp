@@ -19,16 +19,9 @@ namespace dfly::net::ip {
 // What a socket handle and its connection share. The fields below `cpu` belong
 // to the connection's CPU.
 struct SocketState {
-  struct Op : lwkt::Msg {
-    struct Timer : lwkt::Callout {
-      Op* op = nullptr;
-    } timer;
-    SocketState* s = nullptr;
-    std::span<const uint8_t> out;  // send
-    std::span<uint8_t> in;         // recv
-    size_t done = 0;
-    uint64_t timeout_ns = 0;
-    // connect
+  using IoMsg = TcpSocket::IoMsg;
+  // A connect (and the blocking calls, which are IoMsgs waited for with domsg).
+  struct Op : IoMsg {
     tcp::FourTuple tuple;
     tcp::TcpConfig cfg;
     std::unique_ptr<TcpHandler> conn_handler;
@@ -42,8 +35,8 @@ struct SocketState {
   int error = 0;            // why it closed, if it failed
   bool eof = false;         // the peer's FIN was read
   tcp::TcpStats last;       // the connection's counters when it closed
-  Op* send_op = nullptr;
-  Op* recv_op = nullptr;
+  IoMsg* send_op = nullptr;
+  IoMsg* recv_op = nullptr;
   Op* connect_op = nullptr;
   // Inside try_send/try_recv: the connection's send/recv pump it, which may call
   // the handler back; those nested events are ignored (the outer call carries on),
@@ -51,27 +44,28 @@ struct SocketState {
   // the last bytes of a connection that is over frees it, yet returns those bytes.
   bool busy = false;
 
-  void finish(Op*& slot, int err) {
-    Op* op = slot;
+  template <typename M>
+  void finish(M*& slot, int err) {
+    M* op = slot;
     slot = nullptr;
     cpu->timers().cancel(&op->timer);
     lwkt::replymsg(op, err);
   }
   void try_send() {
-    Op* op = send_op;
-    while (conn && op->done < op->out.size()) {
+    IoMsg* op = send_op;
+    while (conn && op->bytes < op->out.size()) {
       busy = true;
-      auto r = conn->send(op->out.subspan(op->done));
+      auto r = conn->send(op->out.subspan(op->bytes));
       busy = false;
       if (!r.ok()) return finish(send_op, r.error().code());
-      op->done += *r;
+      op->bytes += *r;
       if (*r == 0 && conn) return;  // full: on_writable resumes
     }
-    if (op->done < op->out.size()) return finish(send_op, error ? error : EPIPE);
+    if (op->bytes < op->out.size()) return finish(send_op, error ? error : EPIPE);
     finish(send_op, 0);
   }
   void try_recv() {
-    Op* op = recv_op;
+    IoMsg* op = recv_op;
     if (!conn) return finish(recv_op, eof || error == 0 ? 0 : error);
     busy = true;
     auto r = conn->recv(op->in);
@@ -79,7 +73,7 @@ struct SocketState {
     if (!r.ok() && r.error().code() == EAGAIN) return;  // wait for on_readable
     if (!r.ok()) return finish(recv_op, r.error().code());
     if (*r == 0) eof = true;
-    op->done = *r;
+    op->bytes = *r;
     finish(recv_op, 0);
   }
 };
@@ -125,15 +119,35 @@ class SocketHandler final : public TcpHandler {
 };
 
 void connect_timeout(lwkt::Callout* c) {
-  auto* op = static_cast<SocketState::Op::Timer*>(c)->op;
+  auto* op = static_cast<SocketState::Op*>(static_cast<TcpSocket::IoMsg::Timer*>(c)->op);
   SocketState* s = op->s;
   op->error = ETIMEDOUT;
   if (s->conn) s->conn->abort();  // on_close replies ETIMEDOUT
 }
 
 void recv_timeout(lwkt::Callout* c) {
-  auto* op = static_cast<SocketState::Op::Timer*>(c)->op;
+  auto* op = static_cast<TcpSocket::IoMsg::Timer*>(c)->op;
   op->s->finish(op->s->recv_op, ETIMEDOUT);
+}
+
+// The connection's CPU takes a send or recv (blocking callers and async ones alike).
+void send_start(lwkt::Msg* raw) {
+  auto* o = static_cast<TcpSocket::IoMsg*>(raw);
+  SocketState* s = o->s;
+  if (!s->conn) return lwkt::replymsg(o, s->error ? s->error : ENOTCONN);
+  if (s->send_op) return lwkt::replymsg(o, EBUSY);
+  s->send_op = o;
+  s->try_send();
+}
+
+void recv_start(lwkt::Msg* raw) {
+  auto* o = static_cast<TcpSocket::IoMsg*>(raw);
+  SocketState* s = o->s;
+  if (s->recv_op) return lwkt::replymsg(o, EBUSY);
+  s->recv_op = o;
+  s->try_recv();
+  if (s->recv_op == o && o->timeout_ns)
+    s->cpu->timers().arm(&o->timer, o->timeout_ns, recv_timeout);
 }
 
 }  // namespace
@@ -209,37 +223,37 @@ Result<size_t> op_result(int e, size_t done, const char* what) {
 }  // namespace
 
 Result<size_t> TcpSocket::send(std::span<const uint8_t> data) {
-  SocketState::Op op;
-  op.s = s_.get();
+  IoMsg op;
   op.out = data;
-  op.timer.op = &op;
-  op.handler = [](lwkt::Msg* raw) {
-    auto* o = static_cast<SocketState::Op*>(raw);
-    SocketState* s = o->s;
-    if (!s->conn) return lwkt::replymsg(o, s->error ? s->error : ENOTCONN);
-    s->send_op = o;
-    s->try_send();
-  };
+  prepare(op, send_start);
   int e = lwkt::domsg(s_->cpu->port(), &op);
-  return op_result(e, op.done, "send");
+  return op_result(e, op.bytes, "send");
 }
 
 Result<size_t> TcpSocket::recv(std::span<uint8_t> out, uint64_t timeout_ns) {
-  SocketState::Op op;
-  op.s = s_.get();
+  IoMsg op;
   op.in = out;
   op.timeout_ns = timeout_ns;
-  op.timer.op = &op;
-  op.handler = [](lwkt::Msg* raw) {
-    auto* o = static_cast<SocketState::Op*>(raw);
-    SocketState* s = o->s;
-    s->recv_op = o;
-    s->try_recv();
-    if (s->recv_op == o && o->timeout_ns)
-      s->cpu->timers().arm(&o->timer, o->timeout_ns, recv_timeout);
-  };
+  prepare(op, recv_start);
   int e = lwkt::domsg(s_->cpu->port(), &op);
-  return op_result(e, op.done, "recv");
+  return op_result(e, op.bytes, "recv");
+}
+
+void TcpSocket::prepare(IoMsg& m, lwkt::MsgFn start) const {
+  m.s = s_.get();
+  m.timer.op = &m;
+  m.bytes = 0;
+  m.handler = start;
+}
+
+void TcpSocket::send_async(IoMsg* m) {
+  prepare(*m, send_start);
+  lwkt::sendmsg(s_->cpu->port(), m);
+}
+
+void TcpSocket::recv_async(IoMsg* m) {
+  prepare(*m, recv_start);
+  lwkt::sendmsg(s_->cpu->port(), m);
 }
 
 Status TcpSocket::shutdown_write() {

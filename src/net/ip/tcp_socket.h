@@ -26,6 +26,7 @@
 #include <span>
 
 #include "base/result.h"
+#include "lwkt/callout.h"
 #include "net/ip/tcp.h"
 
 namespace dfly::net::ip {
@@ -63,12 +64,35 @@ class TcpSocket {
   // everything sent: ETIMEDOUT if it did not (the close still proceeds, as on Linux).
   // The socket is closed afterwards either way; only the destructor may follow.
   Status close_linger(uint64_t linger_ns);
+
+  // Asynchronous send and recv: the same operations as messages (DragonFly's
+  // socket-as-port style). Fill `out` (send) or `in` and timeout_ns (recv), set
+  // reply_port (lwkt::my_port() to have on_reply run on your CPU; nullptr to
+  // lwkt::waitmsg it), then call send_async / recv_async. The connection's CPU
+  // replies the message when done: error 0 and the count (send: all of out; recv:
+  // at least one byte, 0 at end of stream) in `bytes`, or an errno (ETIMEDOUT, ENOTCONN, the
+  // connection's error). At most one send and one recv outstanding per socket; the
+  // message must stay untouched until replied.
+  struct IoMsg : lwkt::Msg {
+    std::span<const uint8_t> out;
+    std::span<uint8_t> in;
+    uint64_t timeout_ns = 0;
+    size_t bytes = 0;  // when replied: bytes sent or received
+    // --- owned by the connection's CPU while the message is out ---
+    struct Timer : lwkt::Callout {
+      IoMsg* op = nullptr;
+    } timer;
+    SocketState* s = nullptr;
+  };
+  void send_async(IoMsg* m);
+  void recv_async(IoMsg* m);
   tcp::FourTuple tuple() const;
   tcp::TcpStats stats() const;  // this connection's counters
 
  private:
   friend class TcpAcceptor;
   explicit TcpSocket(std::shared_ptr<SocketState> s) : s_(std::move(s)) {}
+  void prepare(IoMsg& m, lwkt::MsgFn start) const;
   std::shared_ptr<SocketState> s_;
 };
 

@@ -189,6 +189,49 @@ TEST_F(TcpTwoStacks, ManyConnections_EachIntact_OnBothCpus) {
   EXPECT_EQ(cpus_with_tcp, 2);
 }
 
+// Asynchronous send and recv reply on the caller's port: a parked recv completes
+// when data arrives, a 2 MiB send when all of it is buffered; a second recv while one
+// is out is EBUSY; a recv with a timeout and no data is ETIMEDOUT.
+TEST_F(TcpTwoStacks, AsyncSendRecv_RepliesOnCallersPort) {
+  start();
+  auto acc = MUST(TcpAcceptor::listen(*b, 5009));
+  auto c = MUST(TcpSocket::connect(*a, kIpB, 5009, 5 * kSec));
+  auto s = MUST(acc->accept(5 * kSec));
+  std::vector<uint8_t> buf(64 * 1024);
+  TcpSocket::IoMsg r;
+  r.in = buf;
+  r.reply_port = lwkt::my_port();
+  s->recv_async(&r);
+  TcpSocket::IoMsg again;
+  again.in = buf;
+  again.reply_port = lwkt::my_port();
+  s->recv_async(&again);
+  EXPECT_EQ(lwkt::waitmsg(&again), EBUSY);
+  EXPECT_FALSE(r.done());  // still parked: nothing sent yet
+  auto msg = pattern(2 << 20, 4);
+  TcpSocket::IoMsg w;
+  w.out = msg;
+  w.reply_port = lwkt::my_port();
+  c->send_async(&w);
+  ASSERT_EQ(lwkt::waitmsg(&r), 0);
+  ASSERT_GT(r.bytes, 0u);
+  std::vector<uint8_t> got(buf.begin(), buf.begin() + long(r.bytes));
+  while (got.size() < msg.size()) {
+    r.in = buf;
+    s->recv_async(&r);
+    ASSERT_EQ(lwkt::waitmsg(&r), 0);
+    ASSERT_GT(r.bytes, 0u);
+    got.insert(got.end(), buf.begin(), buf.begin() + long(r.bytes));
+  }
+  ASSERT_EQ(lwkt::waitmsg(&w), 0);
+  EXPECT_EQ(w.bytes, msg.size());
+  EXPECT_TRUE(got == msg);
+  r.in = buf;
+  r.timeout_ns = 20'000'000;
+  s->recv_async(&r);
+  EXPECT_EQ(lwkt::waitmsg(&r), ETIMEDOUT);
+}
+
 // SO_LINGER 0 aborts: the peer's recv fails with ECONNRESET. A lingering close
 // returns once the peer acknowledged everything, which it then reads whole.
 TEST_F(TcpTwoStacks, Linger_AbortResets_LingerWaitsForAcks) {
