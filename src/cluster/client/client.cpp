@@ -37,6 +37,7 @@
 #include <thread>
 
 #include "cluster/home/range_map.h"
+#include "cluster/proto/vfs_convert.h"
 #include "cluster/proto/wire.h"
 #include "cluster/transport/connection.h"
 
@@ -45,25 +46,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-proto::Time to_wire(const timespec& t) {
-  return {int64_t(t.tv_sec), uint32_t(t.tv_nsec)};
-}
-timespec from_wire(const proto::Time& t) {
-  timespec s;
-  s.tv_sec = time_t(t.sec);
-  s.tv_nsec = long(t.nsec);
-  return s;
-}
-vfs::Attr from_wire(const proto::Attr& w) {
-  vfs::Attr a;
-  a.ino = w.ino, a.mode = w.mode, a.nlink = w.nlink, a.uid = w.uid, a.gid = w.gid;
-  a.rdev = w.rdev, a.size = w.size, a.blocks = w.blocks;
-  a.atime = from_wire(w.atime), a.mtime = from_wire(w.mtime), a.ctime = from_wire(w.ctime);
-  return a;
-}
-proto::Cred to_wire(const vfs::Cred& c) {
-  return {c.uid, c.gid};
-}
+using proto::from_wire;
+using proto::to_wire;
 
 // Every offset of r holds at least `want` in m.
 bool covers(const RangeMap& m, Range r, State want) {

@@ -40,6 +40,7 @@
 #include <set>
 #include <thread>
 
+#include "cluster/proto/vfs_convert.h"
 #include "cluster/proto/wire.h"
 #include "cluster/transport/connection.h"
 
@@ -52,23 +53,8 @@ uint64_t now_ms() {
                       .count());
 }
 
-proto::Time to_wire(const timespec& t) {
-  return {int64_t(t.tv_sec), uint32_t(t.tv_nsec)};
-}
-timespec from_wire(const proto::Time& t) {
-  timespec s;
-  s.tv_sec = time_t(t.sec);
-  s.tv_nsec = long(t.nsec < 1000000000u ? t.nsec : 0);
-  return s;
-}
-
-proto::Attr to_wire(const vfs::Attr& a) {
-  proto::Attr w;
-  w.ino = a.ino, w.mode = a.mode, w.nlink = a.nlink, w.uid = a.uid, w.gid = a.gid;
-  w.rdev = a.rdev, w.size = a.size, w.blocks = a.blocks;
-  w.atime = to_wire(a.atime), w.mtime = to_wire(a.mtime), w.ctime = to_wire(a.ctime);
-  return w;
-}
+using proto::from_wire;
+using proto::to_wire;
 
 }  // namespace
 
@@ -350,10 +336,6 @@ void reply_status(transport::Incoming& in, const Status& st) {
   }
 }
 
-vfs::Cred cred_of(const proto::Cred& c) {
-  return {c.uid, c.gid};
-}
-
 }  // namespace
 
 template <typename Req>
@@ -369,12 +351,12 @@ void Server::Impl::serve(ClientId c, transport::Incoming& in, const Req& r) {
   } else if constexpr (std::is_same_v<Req, proto::Lookup>) {
     attr_reply(fs.lookup(r.dir, std::string_view(r.name)));
   } else if constexpr (std::is_same_v<Req, proto::Mknod>) {
-    attr_reply(fs.mknod(r.dir, std::string_view(r.name), r.mode, r.rdev, cred_of(r.cred)));
+    attr_reply(fs.mknod(r.dir, std::string_view(r.name), r.mode, r.rdev, from_wire(r.cred)));
   } else if constexpr (std::is_same_v<Req, proto::Mkdir>) {
-    attr_reply(fs.mkdir(r.dir, std::string_view(r.name), r.mode, cred_of(r.cred)));
+    attr_reply(fs.mkdir(r.dir, std::string_view(r.name), r.mode, from_wire(r.cred)));
   } else if constexpr (std::is_same_v<Req, proto::Symlink>) {
     attr_reply(
-        fs.symlink(r.dir, std::string_view(r.name), std::string_view(r.target), cred_of(r.cred)));
+        fs.symlink(r.dir, std::string_view(r.name), std::string_view(r.target), from_wire(r.cred)));
   } else if constexpr (std::is_same_v<Req, proto::Link>) {
     attr_reply(fs.link(r.ino, r.dir, std::string_view(r.name)));
   } else if constexpr (std::is_same_v<Req, proto::Unlink>) {
