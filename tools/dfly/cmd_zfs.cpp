@@ -47,7 +47,7 @@ struct Opts {
   std::vector<std::string> args;
   bool longfmt = false, recursive = false, scrub = false;
   // mount
-  std::string cache = "32M", readahead = "2M";
+  uint64_t cache = 32ull << 20, readahead = 2ull << 20;
   unsigned threads = 8, lanes = 0;
   bool daemon = false, debug = false;
 };
@@ -476,40 +476,16 @@ int zfs_xattr(const Opts& o) {
   return rc;
 }
 
-// "64M" -> bytes (K, M, G suffixes, powers of 1024).
-std::optional<uint64_t> parse_size(const std::string& s) {
-  size_t pos = 0;
-  uint64_t v;
-  try {
-    v = std::stoull(s, &pos, 10);
-  } catch (...) {
-    return std::nullopt;
-  }
-  std::string suffix = s.substr(pos);
-  int shift = suffix.empty() || suffix == "B"  ? 0
-              : suffix == "K" || suffix == "k" ? 10
-              : suffix == "M" || suffix == "m" ? 20
-              : suffix == "G" || suffix == "g" ? 30
-                                               : -1;
-  if (shift < 0 || v > (UINT64_MAX >> shift)) return std::nullopt;
-  return v << shift;
-}
-
 int zfs_mount(const Opts& o) {
   const std::string& name = o.args[0];
   const std::string& mountpoint = o.args[1];
-  auto cache = parse_size(o.cache);
-  if (!cache || *cache < (1u << 20))
-    return fail("zfs mount", "--cache: not a size of at least 1M: " + o.cache);
   // The pool is opened (and every error reported) before anything is mounted.
   z::VnopsOptions vo;
   vo.dir = o.dir;
   vo.dataset = name;
   unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   vo.lanes = o.lanes ? o.lanes : std::min({hw, o.threads, 4u});
-  auto ra = parse_size(o.readahead);
-  if (!ra) return fail("zfs mount", "--readahead: not a size: " + o.readahead);
-  vo.readahead_bytes = *ra;
+  vo.readahead_bytes = o.readahead;
   auto fs = z::ZfsVnops::open(vo);
   if (!fs.ok()) return fail("zfs mount " + name, fs.error());
   z::ZfsVnops* zv = fs->get();
@@ -531,7 +507,7 @@ int zfs_mount(const Opts& o) {
     if (!s.ok()) return fail("zfs mount " + name, s.error());
   }
   vfs::CacheConfig cc;
-  cc.max_bytes = *cache;
+  cc.max_bytes = o.cache;
   std::string healed;
   Status s;
   {
@@ -597,15 +573,20 @@ void add_zfs(CLI::App& app, Action& action) {
       "unmount");
   mount->add_option("args", o->args, "DATASET[@SNAP] MOUNTPOINT")->required()->expected(2);
   mount->add_option("-d,--dir", o->dir, "directory of devices or image files (default /dev)");
-  mount->add_option("--cache", o->cache,
-                    "dfly buffer cache limit (default 32M; the kernel page cache holds the rest)");
+  mount
+      ->add_option("--cache", o->cache,
+                   "dfly buffer cache limit (default 32M; the kernel page cache holds the rest)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{1} << 20, UINT64_MAX));
   mount->add_option("--threads", o->threads, "FUSE serving threads")->check(CLI::Range(1, 64));
   mount
       ->add_option("--lanes", o->lanes,
                    "independent pool readers (default: CPUs, at most 4 and --threads)")
       ->check(CLI::Range(1, 16));
-  mount->add_option("--readahead", o->readahead,
-                    "records decoded ahead of a sequential reader (default 2M; 0: none)");
+  mount
+      ->add_option("--readahead", o->readahead,
+                   "records decoded ahead of a sequential reader (default 2M; 0: none)")
+      ->transform(CLI::AsSizeValue(false));
   mount->add_flag("--daemon", o->daemon, "detach once mounted");
   mount->add_flag("--debug", o->debug, "trace FUSE requests on stderr");
   mount->callback([o, &action] { action = [o] { return zfs_mount(*o); }; });
