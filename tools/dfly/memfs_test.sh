@@ -13,38 +13,15 @@ set -u
 dfly="$(readlink -f "$1")"
 fsx="$(readlink -f "$2")"
 posix="$(readlink -f "$3")"
-if [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-  echo "skipped: needs root, /dev/fuse and fusermount3"
-  exit 77
-fi
+. "$(dirname "$(readlink -f "$0")")/fuse_test_lib.sh"
+need_root_fuse
 tmp=$(mktemp -d /tmp/dfly-memfs-test.XXXXXX)
 chmod 755 "$tmp"
 mnt="$tmp/mnt"
 small="$tmp/small"
 daemon_mnt="$tmp/daemon"
 mkdir -p "$mnt" "$small" "$daemon_mnt"
-pids=()
-cleanup() {
-  cd /
-  for m in "$mnt" "$small" "$daemon_mnt"; do
-    mountpoint -q "$m" && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m"; }
-  done
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*"
-  cat "$tmp"/*.err 2>/dev/null | tail -20
-  exit 1
-}
-step() { echo "== $*"; }
-wait_mount() {
-  for _ in $(seq 100); do mountpoint -q "$1" && return 0; sleep 0.05; done
-  return 1
-}
-T() { timeout 60 "$@"; }  # every tool bounded
+mounts=("$mnt" "$small" "$daemon_mnt")
 
 "$dfly" memfs mount "$mnt" --size 1G 2>"$tmp/mount.err" &
 pid=$!
