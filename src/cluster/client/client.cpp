@@ -458,7 +458,7 @@ Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
     if (bio.op == vfs::Bio::Op::kRead) {
       auto r = TRY(call(proto::Read{ino, bio.off + at, uint32_t(n)}));
       if (r.data.size() > n) return Error(EPROTO, "cluster: READ returned more than asked");
-      std::memcpy(bio.data.data() + at, r.data.data(), r.data.size());
+      if (!r.data.empty()) std::memcpy(bio.data.data() + at, r.data.data(), r.data.size());
       at += r.data.size();
       bio.done = at;
       if (r.data.size() < n) break;  // end of file
