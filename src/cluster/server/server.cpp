@@ -175,16 +175,21 @@ void Server::Impl::fence(ClientId c) {
 }
 
 void Server::Impl::flush() {
+  // Sent items are destroyed only after send_mu_ is released: a closure may hold the
+  // last reference to a connection, whose destructor waits for that connection's
+  // handler threads — which may themselves be waiting here for send_mu_.
+  std::vector<std::function<void()>> sent;
   std::lock_guard s(send_mu_);
   for (;;) {
     std::function<void()> f;
     {
       std::lock_guard l(mu_);
-      if (outbox_.empty()) return;
+      if (outbox_.empty()) break;
       f = std::move(outbox_.front());
       outbox_.pop_front();
     }
     f();
+    sent.push_back(std::move(f));
   }
 }
 
@@ -256,20 +261,29 @@ void Server::Impl::on_connection(std::shared_ptr<transport::Connection> conn) {
 
 void Server::Impl::on_close(ClientId c) {
   std::vector<vfs::Ino> gone;
+  // What refers to the connection dies after mu_ is released (see flush()).
+  std::shared_ptr<transport::Connection> conn;
+  std::vector<std::unique_ptr<transport::Incoming>> unanswered;
   {
     std::lock_guard l(mu_);
     auto it = sessions_.find(c);
     if (it == sessions_.end()) return;
     it->second.live = false;
-    it->second.conn.reset();
+    conn = std::move(it->second.conn);
     for (vfs::Ino ino : it->second.inos)
       if (--refs_[ino] == 0) {
         refs_.erase(ino);
         gone.push_back(ino);
       }
     it->second.inos.clear();
-    for (auto a = acquires_.begin(); a != acquires_.end();)
-      a = a->second.c == c ? acquires_.erase(a) : std::next(a);
+    for (auto a = acquires_.begin(); a != acquires_.end();) {
+      if (a->second.c != c) {
+        ++a;
+        continue;
+      }
+      unanswered.push_back(std::move(a->second.in));
+      a = acquires_.erase(a);
+    }
     // Not clean: the client may still be alive behind a partition, reading its
     // cache; its states last until its lease runs out.
     home_.disconnect(c, /*clean=*/false);
