@@ -2,6 +2,8 @@
 // so a thread that outlives ~WorkerPool (the one running it) touches only live state.
 #include "cluster/transport/pool.h"
 
+#include <openssl/crypto.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -24,22 +26,32 @@ thread_local const void* tls_current_pool = nullptr;
 void run(std::shared_ptr<WorkerPool::State> s) {
   tls_current_pool = s.get();
   std::unique_lock l(s->mu);
-  while (true) {
-    if (!s->tasks.empty()) {
-      auto t = std::move(s->tasks.front());
-      s->tasks.pop_front();
-      l.unlock();
-      t();
-      t = nullptr;  // destroy captures outside the lock
-      l.lock();
-      continue;
+  for (;;) {
+    while (true) {
+      if (!s->tasks.empty()) {
+        auto t = std::move(s->tasks.front());
+        s->tasks.pop_front();
+        l.unlock();
+        t();
+        t = nullptr;  // destroy captures outside the lock
+        l.lock();
+        continue;
+      }
+      if (s->stop) break;
+      ++s->idle;
+      bool timed_out = !s->work.wait_for(l, std::chrono::seconds(2),
+                                         [&] { return !s->tasks.empty() || s->stop; });
+      --s->idle;
+      if (timed_out && s->threads > s->min) break;
     }
-    if (s->stop) break;
-    ++s->idle;
-    bool timed_out =
-        !s->work.wait_for(l, std::chrono::seconds(2), [&] { return !s->tasks.empty() || s->stop; });
-    --s->idle;
-    if (timed_out && s->threads > s->min) break;
+    // OpenSSL keeps per-thread state (its error queue) that it frees only when the
+    // thread exits, which may be after ~WorkerPool returned and even after the process
+    // began to exit: free it while this thread still counts. A task posted meanwhile
+    // (it counted on this thread) is still run.
+    l.unlock();
+    OPENSSL_thread_stop();
+    l.lock();
+    if (s->tasks.empty()) break;
   }
   --s->threads;
   s->gone.notify_all();
