@@ -3,4 +3,4 @@
 add_test(NAME cli.memfs_real_tools
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/memfs_test.sh $<TARGET_FILE:dfly>
                  $<TARGET_FILE:dfly_fsx> $<TARGET_FILE:dfly_posix_check>)
-set_tests_properties(cli.memfs_real_tools PROPERTIES LABELS fuse TIMEOUT 300 SKIP_RETURN_CODE 77)
+set_tests_properties(cli.memfs_real_tools PROPERTIES LABELS fuse TIMEOUT 300 SKIP_RETURN_CODE 77 COST 90)

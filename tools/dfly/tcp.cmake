@@ -8,4 +8,4 @@ else()
 endif()
 add_test(NAME cli.tcp_stress
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tcp_stress_test.sh $<TARGET_FILE:dfly> ${DFLY_TCP_BULK})
-set_tests_properties(cli.tcp_stress PROPERTIES LABELS net TIMEOUT 900 SKIP_RETURN_CODE 77)
+set_tests_properties(cli.tcp_stress PROPERTIES LABELS net TIMEOUT 900 SKIP_RETURN_CODE 77 COST 80)
