@@ -60,9 +60,9 @@ class VnodeRef {
 struct CacheConfig {
   uint64_t max_bytes = 256ull << 20;  // cached data, clean and dirty
   uint32_t flush_interval_ms = 5000;  // how old dirty data may get (fsync: at once)
-  // The largest cached range (rounded to 64 KiB, at least 64 KiB): sequential I/O
-  // merges into ranges up to this size; each is one write-back. Coherent filesystems
-  // always use 64 KiB (vm_object.cpp, "Coherent filesystems").
+  // The largest cached range (rounded to 64 KiB; at least 64 KiB, at most a quarter
+  // of max_bytes): sequential I/O merges into ranges up to this size; each is one
+  // write-back. Coherent filesystems always use 64 KiB (vm_object.cpp).
   uint64_t max_extent = 1ull << 20;
 };
 

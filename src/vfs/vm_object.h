@@ -32,7 +32,9 @@ class Cache {
  public:
   explicit Cache(const CacheConfig& c)
       : config(c),
-        max_extent(std::max(kGranule, (c.max_extent + kGranule - 1) & ~(kGranule - 1))) {}
+        // At most a quarter of the bound, so eviction always has several to choose.
+        max_extent(std::max(kGranule, std::min((c.max_extent + kGranule - 1) & ~(kGranule - 1),
+                                               (c.max_bytes / 4) & ~(kGranule - 1)))) {}
   const CacheConfig config;
   const uint64_t max_extent;
   std::atomic<uint64_t> bytes{0}, dirty_bytes{0}, extents{0};
