@@ -1,6 +1,7 @@
 // dfly_fsx: an fsx-style checker. Random pwrite, pread, ftruncate, mmap reads and
-// writes, fallocate hole punches, fsync and reopen on one file, each checked against
-// an in-memory model of the file; any difference is reported with the recent ops.
+// writes (some in back-to-back runs), fallocate hole punches, fsync and reopen on one
+// file, each checked against an in-memory model of the file; any difference is
+// reported with the recent ops.
 //   dfly_fsx FILE [--ops N] [--seed S] [--max-size BYTES]
 // Exit 0: every check passed; 1: a mismatch or an unexpected error; 2: usage.
 // Bounded by --ops (default 5000); the file is at most --max-size (default 1 MiB).
@@ -85,16 +86,22 @@ struct Fsx {
       char fill = static_cast<char>(rng());
       unsigned dice = static_cast<unsigned>(rng() % 100);
       char line[120];
-      if (dice < 28) {  // write
-        buf.resize(len);
-        for (uint64_t i = 0; i < len; ++i) buf[i] = static_cast<char>(fill + i * 7);
-        std::snprintf(line, sizeof line, "%llu write %llu+%llu", (unsigned long long)op,
-                      (unsigned long long)off, (unsigned long long)len);
-        note(line);
-        ssize_t n = pwrite(fd, buf.data(), len, static_cast<off_t>(off));
-        sys(n == static_cast<ssize_t>(len), "pwrite");
-        if (model.size() < off + len) model.resize(off + len, 0);
-        std::memcpy(model.data() + off, buf.data(), len);
+      if (dice < 28) {  // write; a quarter are runs of back-to-back writes (the cache
+                        // merges those into large ranges)
+        uint64_t run = dice < 7 ? 2 + rng() % 7 : 1;
+        for (uint64_t k = 0; k < run && off < max_size; ++k) {
+          if (k) len = std::min<uint64_t>(1 + rng() % 65536, max_size - off);
+          buf.resize(len);
+          for (uint64_t i = 0; i < len; ++i) buf[i] = static_cast<char>(fill + k + i * 7);
+          std::snprintf(line, sizeof line, "%llu write %llu+%llu", (unsigned long long)op,
+                        (unsigned long long)off, (unsigned long long)len);
+          note(line);
+          ssize_t n = pwrite(fd, buf.data(), len, static_cast<off_t>(off));
+          sys(n == static_cast<ssize_t>(len), "pwrite");
+          if (model.size() < off + len) model.resize(off + len, 0);
+          std::memcpy(model.data() + off, buf.data(), len);
+          off += len;
+        }
       } else if (dice < 55) {  // read
         if (size == 0) continue;
         off %= size;
