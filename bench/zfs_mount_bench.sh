@@ -30,28 +30,16 @@ cleanup() {
     for _ in $(seq 1 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
   fi
   mountpoint -q "$T/dfly" && fusermount3 -u -z "$T/dfly"
-  if [ -f "$pidfile" ]; then
-    zfs umount -a >/dev/null 2>&1
-    for _ in 1 2 3 4 5; do
-      zpool list "$pool" >/dev/null 2>&1 || break
-      zpool export "$pool" >/dev/null 2>&1 && break
-      sleep 1
-    done
-    pid=$(cat "$pidfile")
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
+  zfs_fuse_stop "$pidfile" "$pool"
   rm -rf "$T"
 }
-# Only one zfs-fuse may run on the machine (make_pools.sh takes the same lock).
-exec 9>/tmp/dfly-zfs-fuse.lock
-flock -w 600 9
+# shellcheck source=/dev/null
+. "@DFLY_ZFS_FUSE_LIB@"
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 mkdir -p "$T/img" "$T/alt" "$T/dfly"
-zfs-fuse -p "$pidfile" --no-kstat-mount
-for _ in $(seq 1 100); do zpool list >/dev/null 2>&1 && break; sleep 0.1; done
+zfs_fuse_start "$pidfile"
 if [ -n "${ZFS_BENCH_IMG:-}" ]; then
   # Development: an exported pool made by an earlier run (ZFS_BENCH_POOL names it).
   rmdir "$T/img"
@@ -75,8 +63,7 @@ fi
 sha_big=$(sha256sum "$zmnt/big" | cut -d' ' -f1)
 nfiles=$(find "$zmnt" -type f -path '*/tree*' | wc -l)
 [ "$nfiles" = 20000 ] || { echo "zfs_mount_bench: made $nfiles files, not 20000" >&2; exit 1; }
-zfs umount -a
-for _ in 1 2 3 4 5; do zpool export "$pool" && break; sleep 1; done
+zfs_export "$pool"
 
 now() { date +%s.%N; }
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
@@ -101,11 +88,7 @@ zfs_up() {
   zpool import -d "$T/img" -R "$T/alt" "$pool"
   zmnt=$(zfs get -H -o value mountpoint "$pool")
 }
-zfs_down() {
-  zfs umount -a
-  for _ in 1 2 3 4 5; do zpool export "$pool" && return 0; sleep 1; done
-  return 1
-}
+zfs_down() { zfs_export "$pool"; }
 dfly_up() {
   "$DFLY" zfs mount -d "$T/img" "$pool" "$T/dfly" &
   dpid=$!
