@@ -1,13 +1,16 @@
 // dfly stack: runs dfly's own IPv4 stack on TAP devices, the Linux kernel on the
 // other side being the peer.
 //   dfly stack run  --tap NAME --addr CIDR [--tap NAME --addr CIDR]... [--cpus N]
-//                   [--gateway IP] [--route PREFIX via GW]... [--mtu N] [--pcap FILE]
+//                   [--queues N] [--gateway IP] [--route PREFIX via GW]... [--mtu N] [--pcap FILE]
 //                   [--seconds N] [--echo] [--discard] [--control PATH] [--json]
 //                   [--fault drop=P,dup=P,reorder=P,corrupt=P,seed=N] [--max-time-wait N]
 //       serves ARP and ICMP echo (and UDP echo on port 7, discard on port 9, on the
 //       first interface) until SIGINT/SIGTERM (or N seconds); with two or more
 //       TAPs it routes between them (router mode). SIGUSR1 prints the counters;
-//       they are printed at exit too. A control socket (default
+//       they are printed at exit too. Each TAP gets one queue per CPU
+//       (IFF_MULTI_QUEUE; --queues N to choose, one if the kernel refuses
+//       multi-queue, and one on the first TAP with --pcap or --fault), queue i
+//       served by CPU i. A control socket (default
 //       /run/dfly/stack-<first tap>.sock) serves `dfly stack stats` and
 //       `dfly stack route add|del` while it runs.
 //   dfly stack ping --tap NAME --addr CIDR HOST [--count N] [--size N] [--json]
@@ -56,7 +59,8 @@ struct StackOptions {
   std::string control;                           // control socket path
   std::string gateway;
   uint32_t mtu = 1500;
-  int cpus = 1;  // protocol threads; the link is served by the first
+  int cpus = 1;    // protocol threads
+  int queues = 0;  // TAP queues per interface (0: one per CPU), queue i served by CPU i
   std::string pcap;
   std::string fault;            // run: damage the first TAP's traffic (fault injector spec)
   size_t max_time_wait = 8192;  // run: TIME_WAIT connections kept per CPU
@@ -112,6 +116,25 @@ nlohmann::json stats_json(const std::vector<std::unique_ptr<net::ip::Interface>>
       per_cpu.push_back(std::move(e));
     }
     j["cpus"] = std::move(per_cpu);
+    nlohmann::json queues = nlohmann::json::array();
+    for (auto& q : ifp.counters_by_queue()) {
+      nlohmann::json e = counters_json(q.link);
+      e["queue"] = q.queue;
+      e["cpu"] = q.cpu;
+      nlohmann::json rxd = nlohmann::json::object(), txd = nlohmann::json::object();
+      for (size_t i = 0; i < static_cast<size_t>(net::Drop::kCount); ++i) {
+        rxd[net::drop_name(net::Drop(i))] = q.dev.rx_drops[i];
+        txd[net::drop_name(net::Drop(i))] = q.dev.tx_drops[i];
+      }
+      e["device"] = {{"rx_frames", q.dev.rx_frames},
+                     {"rx_bytes", q.dev.rx_bytes},
+                     {"tx_frames", q.dev.tx_frames},
+                     {"tx_bytes", q.dev.tx_bytes},
+                     {"rx_drops", rxd},
+                     {"tx_drops", txd}};
+      queues.push_back(std::move(e));
+    }
+    j["queues"] = std::move(queues);
     return j;
   };
   // The first interface's counters at the top (one-TAP scripts read them there).
@@ -163,6 +186,12 @@ void print_stats(nlohmann::json j, bool json) {
                      j["mbufs"][k]["outstanding"].get<uint64_t>(),
                  j["mbufs"][k]["allocs"].get<uint64_t>(),
                  j["mbufs"][k]["exhausted"].get<uint64_t>());
+  if (j.contains("queues") && j["queues"].size() > 1)
+    for (auto& e : j["queues"])
+      fmt::print("  queue {:<2} cpu {:<2} rx_frames {} tx_frames {} rx_bytes {} tx_bytes {}\n",
+                 e["queue"].get<int>(), e["cpu"].get<int>(), e["rx_frames"].get<uint64_t>(),
+                 e["tx_frames"].get<uint64_t>(), e["rx_bytes"].get<uint64_t>(),
+                 e["tx_bytes"].get<uint64_t>());
   if (per_cpu.size() > 1)
     for (auto& e : per_cpu)
       fmt::print("  cpu {:<2} rx_frames {} tx_frames {} ipv4_in {} udp_in {} handoffs_in {}\n",
@@ -175,7 +204,7 @@ void print_stats(nlohmann::json j, bool json) {
 // Everything a running stack owns, torn down in reverse order by the destructor.
 struct Stack {
   std::vector<std::string> names;
-  std::vector<std::unique_ptr<net::TapDevice>> taps;
+  std::vector<std::vector<std::unique_ptr<net::TapDevice>>> taps;  // [interface][queue]
   std::unique_ptr<net::PcapWriter> pcap;
   std::unique_ptr<net::PcapDevice> traced;     // the first TAP, recorded
   std::unique_ptr<net::FaultInjector> faulty;  // the first TAP, damaged (--fault)
@@ -316,13 +345,24 @@ Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
     if (!gw.ok()) return std::move(gw).error().with_context("--gateway");
     routes.push_back({net::wire::Ipv4Cidr{net::wire::Ipv4Addr(), 0}, *gw});
   }
+  if (o.queues > o.cpus)
+    return Error(EINVAL, fmt::format("--queues {}: at most one queue per CPU (--cpus {})", o.queues,
+                                     o.cpus));
   auto st = std::make_unique<Stack>();
   st->names = o.taps;
-  for (auto& name : o.taps) {
+  for (size_t i = 0; i < o.taps.size(); i++) {
     net::TapConfig tc;
-    tc.name = name;
+    tc.name = o.taps[i];
     tc.mtu = o.mtu;
-    st->taps.push_back(TRY(net::TapDevice::open(tc)));
+    // The pcap and fault wrappers take one device: the first TAP has one queue then.
+    size_t nq = (i == 0 && (!o.pcap.empty() || !o.fault.empty()))
+                    ? 1
+                    : size_t(o.queues > 0 ? o.queues : o.cpus);
+    auto qs = net::TapDevice::open_queues(tc, nq);
+    if (!qs.ok() && nq > 1 && qs.error().code() == EINVAL)
+      qs = net::TapDevice::open_queues(tc, 1);  // no IFF_MULTI_QUEUE here
+    if (!qs.ok()) return std::move(qs).error();
+    st->taps.push_back(std::move(*qs));
   }
   lwkt::SystemOptions so;
   so.ncpus = o.cpus;
@@ -330,10 +370,10 @@ Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
   st->pool = TRY(net::MbufPool::create());
   st->router = std::make_unique<net::ip::Router>(*st->sys, /*forwarding=*/o.taps.size() > 1);
   for (size_t i = 0; i < o.taps.size(); i++) {
-    net::Device* dev = st->taps[i].get();
+    net::Device* dev = st->taps[i][0].get();
     if (i == 0 && !o.pcap.empty()) {
       st->pcap = TRY(net::PcapWriter::create(o.pcap));
-      st->traced = std::make_unique<net::PcapDevice>(*st->taps[0], *st->pcap);
+      st->traced = std::make_unique<net::PcapDevice>(*st->taps[0][0], *st->pcap);
       dev = st->traced.get();
     }
     if (i == 0 && !o.fault.empty()) {
@@ -348,9 +388,16 @@ Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
     cfg.router = st->router.get();
     cfg.max_time_wait = o.max_time_wait;
     for (int c = 0; c < o.cpus; c++) cfg.proto_cpus.push_back(&st->sys->cpu(c));
-    // Links spread over the CPUs too: interface i is served by CPU i mod N.
-    lwkt::Cpu& link = st->sys->cpu(int(i) % o.cpus);
-    st->ifs.push_back(TRY(net::ip::Interface::start(link, *dev, *st->pool, cfg)));
+    // Queue q is served by CPU q; a single-queue interface i by CPU i mod N (so
+    // the links of a router spread over the CPUs too).
+    std::vector<net::ip::InterfaceQueue> queues;
+    if (st->taps[i].size() == 1) {
+      queues.push_back({&st->sys->cpu(int(i) % o.cpus), dev});
+    } else {
+      for (size_t q = 0; q < st->taps[i].size(); q++)
+        queues.push_back({&st->sys->cpu(int(q % size_t(o.cpus))), st->taps[i][q].get()});
+    }
+    st->ifs.push_back(TRY(net::ip::Interface::start(queues, *st->pool, cfg)));
     Status a = st->router->attach(*st->ifs.back());
     if (!a.ok()) return std::move(a).error().with_context("--tap " + o.taps[i]);
   }
@@ -524,9 +571,10 @@ int run_stack(const StackOptions& o) {
       ifs += fmt::format("{}{} on {} (mac {})", i ? ", " : "", o.addrs[i], o.taps[i],
                          stack.ifs[i]->mac().to_string());
     fmt::print(
-        "dfly stack: {}; {} CPU(s); serving ARP and ICMP echo{}{}{}; control {}; Ctrl-C "
-        "to stop\n",
-        ifs, o.cpus, o.echo ? ", UDP echo (7)" : "", o.discard ? ", UDP discard (9)" : "",
+        "dfly stack: {}; {} CPU(s), {} queue(s) per TAP; serving ARP and ICMP echo{}{}{}; "
+        "control {}; Ctrl-C to stop\n",
+        ifs, o.cpus, stack.ifs[0]->nqueues(), o.echo ? ", UDP echo (7)" : "",
+        o.discard ? ", UDP discard (9)" : "",
         o.taps.size() > 1 ? ", routing between the interfaces" : "", control);
   }
   std::fflush(stdout);
@@ -744,6 +792,10 @@ void common_options(CLI::App* cmd, StackOptions& o, bool many) {
       ->expected(3);
   cmd->add_option("--mtu", o.mtu, "link MTU")->check(CLI::Range(576, 9000));
   cmd->add_option("--cpus", o.cpus, "protocol threads that flows are spread over")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--queues", o.queues,
+                  "TAP queues per interface, queue i served by CPU i (default: one per CPU; "
+                  "at most --cpus)")
       ->check(CLI::Range(1, 64));
   cmd->add_option("--pcap", o.pcap, "record every frame of the first TAP to this pcap file");
   cmd->add_flag("--json", o.json, "machine-readable output");

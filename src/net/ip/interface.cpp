@@ -27,16 +27,54 @@ namespace dfly::net::ip {
 using wire::Ipv4Addr;
 using wire::MacAddr;
 
-Interface::Interface(lwkt::Cpu& cpu, Device& dev, MbufPool& pool, const InterfaceConfig& cfg)
-    : cpu_(cpu),
-      dev_(dev),
-      pool_(pool),
-      cfg_(cfg),
-      mac_(dev.mac()),
-      arp_(cpu.timers(), *this, cfg.arp) {
+// One device queue and the link-side state its CPU owns (interface.h).
+struct Interface::Link final : ArpCache::Host {
+  struct RxWatch : lwkt::FdWatch {
+    Link* l = nullptr;
+  };
+  struct TxRollup : lwkt::Rollup {
+    Link* l = nullptr;
+  };
+
+  Link(Interface* ifp, lwkt::Cpu* cpu, Device* dev, uint32_t index, const ArpConfig& acfg)
+      : ifp(ifp), cpu(cpu), dev(dev), index(index), arp(cpu->timers(), *this, acfg) {
+    watch.l = this;
+    rollup.l = this;
+  }
+
+  Interface* const ifp;
+  lwkt::Cpu* const cpu;
+  Device* const dev;
+  const uint32_t index;
+  IfStats stats;  // this queue's link-side counters
+  // --- owned by cpu's thread ---
+  ArpCache arp;  // this CPU's replica (shared by arp_share)
+  RxWatch watch;
+  TxRollup rollup;
+  bool serving = false;
+  std::array<Mbuf*, kMaxBatch> rx_ring{};
+  std::array<Mbuf*, kMaxBatch> txq{};
+  size_t ntx = 0;
+  std::vector<Mbuf*> frag_out;  // fragment()'s output list, reused
+
+  // ArpCache::Host
+  void arp_request(Ipv4Addr target) override { ifp->arp_request(*this, target); }
+  void arp_transmit(Mbuf* m, MacAddr mac) override {
+    ifp->eth_output(*this, m, mac, wire::kEtherTypeIpv4);
+  }
+  void arp_drop(Mbuf* m, IpDrop why) override { ifp->free_drop(*this, m, why); }
+};
+
+Interface::Interface(std::span<const InterfaceQueue> queues, MbufPool& pool,
+                     const InterfaceConfig& cfg)
+    : pool_(pool), cfg_(cfg), mac_(queues[0].dev->mac()), mtu_(queues[0].dev->mtu()) {
   cfg_.rx_batch = std::clamp<size_t>(cfg_.rx_batch, 1, kMaxBatch);
   ping_ident_ = static_cast<uint16_t>(0xdf00u | (static_cast<uint32_t>(cfg.ifindex) & 0xffu));
-  if (cfg_.proto_cpus.empty()) cfg_.proto_cpus.push_back(&cpu);
+  for (size_t i = 0; i < queues.size(); i++)
+    links_.push_back(
+        std::make_unique<Link>(this, queues[i].cpu, queues[i].dev, uint32_t(i), cfg.arp));
+  if (cfg_.proto_cpus.empty())
+    for (auto& l : links_) cfg_.proto_cpus.push_back(l->cpu);
   uint32_t n = static_cast<uint32_t>(cfg_.proto_cpus.size());
   for (uint32_t i = 0; i < n; i++)
     protos_.push_back(std::make_unique<Proto>(this, cfg_.proto_cpus[i], i, n));
@@ -44,12 +82,31 @@ Interface::Interface(lwkt::Cpu& cpu, Device& dev, MbufPool& pool, const Interfac
 
 Result<std::unique_ptr<Interface>> Interface::start(lwkt::Cpu& cpu, Device& dev, MbufPool& pool,
                                                     const InterfaceConfig& cfg) {
+  InterfaceQueue q{&cpu, &dev};
+  return start(std::span<const InterfaceQueue>(&q, 1), pool, cfg);
+}
+
+Result<std::unique_ptr<Interface>> Interface::start(std::span<const InterfaceQueue> queues,
+                                                    MbufPool& pool, const InterfaceConfig& cfg) {
   if (cfg.addr.prefix_len < 1 || cfg.addr.prefix_len > 30 || cfg.addr.addr.is_unspecified() ||
       cfg.addr.addr == cfg.addr.broadcast() || cfg.addr.addr == cfg.addr.network())
     return Error(EINVAL,
                  "ip: interface address " + cfg.addr.to_string() + " is not a host address");
   if (cfg.gateway && !cfg.addr.contains(*cfg.gateway))
     return Error(EINVAL, "ip: gateway " + cfg.gateway->to_string() + " is not on-link");
+  if (queues.empty() || queues.size() > kMaxQueues)
+    return Error(EINVAL, "ip: an interface needs 1 to " + std::to_string(kMaxQueues) + " queues");
+  for (size_t i = 0; i < queues.size(); i++) {
+    const InterfaceQueue& q = queues[i];
+    if (!q.cpu || !q.dev) return Error(EINVAL, "ip: a queue without a CPU or a device");
+    if (q.dev->mtu() != queues[0].dev->mtu() || q.dev->mac() != queues[0].dev->mac())
+      return Error(EINVAL, "ip: the queues of one interface must share their MTU and MAC");
+    for (size_t j = 0; j < i; j++)
+      if (queues[j].cpu == q.cpu)
+        return Error(EINVAL,
+                     "ip: two queues of one interface on CPU " + std::to_string(q.cpu->id()));
+  }
+  Device& dev = *queues[0].dev;
   if (dev.mtu() + kEthHeaderLen > Mbuf::kSmallSize - Mbuf::kHeadroom)
     return Error(EINVAL, "ip: MTU " + std::to_string(dev.mtu()) + " does not fit an mbuf");
   if (cfg.proto_cpus.size() > kMaxProtos)
@@ -59,7 +116,7 @@ Result<std::unique_ptr<Interface>> Interface::start(lwkt::Cpu& cpu, Device& dev,
                                         cfg.proto_cpus[i]) != cfg.proto_cpus.begin() + long(i))
       return Error(EINVAL, "ip: protocol CPUs must be distinct and non-null");
   }
-  std::unique_ptr<Interface> ifp(new Interface(cpu, dev, pool, cfg));
+  std::unique_ptr<Interface> ifp(new Interface(queues, pool, cfg));
   ifp->tcp_isn_ = std::make_unique<tcp::IsnGenerator>(TRY(tcp::IsnGenerator::create()));
   // Protocol CPUs first: the link may hand them packets as soon as it serves.
   for (auto& p : ifp->protos_) {
@@ -75,38 +132,41 @@ Result<std::unique_ptr<Interface>> Interface::start(lwkt::Cpu& cpu, Device& dev,
     });
     if (e != 0) return Error(e, "ip: starting protocol CPU " + std::to_string(pp->cpu->id()));
   }
-  Status st = Ok{};
-  if (int e = lwkt::run_on(cpu, [&] { st = ifp->start_on_cpu(); }); e != 0)
-    return Error(e, "ip: starting interface on cpu " + std::to_string(cpu.id()));
-  if (!st.ok()) return std::move(st).error();
+  // A link that fails to start leaves the others serving; the destructor (stop())
+  // takes them all down.
+  for (auto& l : ifp->links_) {
+    Status st = Ok{};
+    Link* lp = l.get();
+    if (int e = lwkt::run_on(*lp->cpu, [&] { st = ifp->start_link(*lp); }); e != 0)
+      return Error(e, "ip: starting interface on cpu " + std::to_string(lp->cpu->id()));
+    if (!st.ok()) return std::move(st).error();
+  }
   return ifp;
 }
 
-Status Interface::start_on_cpu() {
+Status Interface::start_link(Link& l) {
   for (size_t i = 0; i < cfg_.rx_batch; i++) {
-    rx_ring_[i] = pool_.get();
-    if (!rx_ring_[i]) {
-      stop_link();
+    l.rx_ring[i] = pool_.get();
+    if (!l.rx_ring[i]) {
+      stop_link(l);
       return Error(ENOBUFS, "ip: mbuf pool cannot fill the rx ring");
     }
   }
-  frag_out_.reserve(64);  // 1500-byte MTU: a 64 KiB datagram is 45 fragments
-  rollup_.self = this;
-  rollup_.fn = on_rollup;
-  cpu_.add_rollup(&rollup_);
-  watch_.fd = dev_.rx_fd();
-  watch_.fn = on_rx;
-  watch_.self = this;
-  if (watch_.fd >= 0) {
-    Status st = cpu_.watch(&watch_, EPOLLIN);
+  l.frag_out.reserve(64);  // 1500-byte MTU: a 64 KiB datagram is 45 fragments
+  l.rollup.fn = on_rollup;
+  l.cpu->add_rollup(&l.rollup);
+  l.watch.fd = l.dev->rx_fd();
+  l.watch.fn = on_rx;
+  if (l.watch.fd >= 0) {
+    Status st = l.cpu->watch(&l.watch, EPOLLIN);
     if (!st.ok()) {
-      watch_.fd = -1;
-      stop_link();
-      return std::move(st).error().with_context("ip: watching " + std::string(dev_.name()));
+      l.watch.fd = -1;
+      stop_link(l);
+      return std::move(st).error().with_context("ip: watching " + std::string(l.dev->name()));
     }
   }
-  serving_ = true;
-  rx_ready();  // frames may already be waiting
+  l.serving = true;
+  rx_ready(l);  // frames may already be waiting
   return Ok{};
 }
 
@@ -123,19 +183,20 @@ void Interface::stop() {
     // are gone and nothing runs concurrently: do it from here.
     if (lwkt::run_on(c, f) != 0) f();
   };
-  on(cpu_, [&] { stop_link(); });
+  for (auto& l : links_) on(*l->cpu, [&] { stop_link(*l); });
   for (auto& p : protos_) on(*p->cpu, [&] { stop_proto(*p); });
-  on(cpu_, [] {});
+  for (auto& l : links_) on(*l->cpu, [] {});
   for (auto& p : protos_) on(*p->cpu, [] {});
 }
 
-void Interface::stop_link() {
-  if (serving_ && watch_.fd >= 0) cpu_.unwatch(&watch_).ignore_error_on_purpose();
-  if (rollup_.fn) cpu_.remove_rollup(&rollup_);
-  serving_ = false;
-  flush_tx();
-  arp_.flush();  // held packets come back through arp_drop
-  for (Mbuf*& m : rx_ring_) {
+void Interface::stop_link(Link& l) {
+  if (l.serving && l.watch.fd >= 0) l.cpu->unwatch(&l.watch).ignore_error_on_purpose();
+  if (l.rollup.fn) l.cpu->remove_rollup(&l.rollup);
+  l.rollup.fn = nullptr;
+  l.serving = false;
+  flush_tx(l);
+  l.arp.flush();  // held packets come back through arp_drop
+  for (Mbuf*& m : l.rx_ring) {
     pool_.free(m);
     m = nullptr;
   }
@@ -156,111 +217,127 @@ void Interface::stop_proto(Proto& p) {
 }
 
 IfCounters Interface::counters() const {
-  IfCounters t = stats_.snapshot();
+  IfCounters t;
+  for (auto& l : links_) t += l->stats.snapshot();
   for (auto& p : protos_) t += p->stats.snapshot();
   return t;
 }
 
 std::vector<std::pair<int, IfCounters>> Interface::counters_by_cpu() const {
-  std::vector<std::pair<int, IfCounters>> v{{cpu_.id(), stats_.snapshot()}};
-  for (auto& p : protos_) {
-    auto it = std::find_if(v.begin(), v.end(), [&](auto& e) { return e.first == p->cpu->id(); });
+  std::vector<std::pair<int, IfCounters>> v;
+  auto add = [&](int cpu, const IfCounters& c) {
+    auto it = std::find_if(v.begin(), v.end(), [&](auto& e) { return e.first == cpu; });
     if (it == v.end())
-      v.emplace_back(p->cpu->id(), p->stats.snapshot());
+      v.emplace_back(cpu, c);
     else
-      it->second += p->stats.snapshot();
-  }
+      it->second += c;
+  };
+  for (auto& l : links_) add(l->cpu->id(), l->stats.snapshot());
+  for (auto& p : protos_) add(p->cpu->id(), p->stats.snapshot());
+  return v;
+}
+
+std::vector<Interface::QueueCounters> Interface::counters_by_queue() const {
+  std::vector<QueueCounters> v;
+  for (auto& l : links_)
+    v.push_back({.queue = l->index,
+                 .cpu = l->cpu->id(),
+                 .link = l->stats.snapshot(),
+                 .dev = l->dev->counters()});
   return v;
 }
 
 // --- receive -------------------------------------------------------------
 
 void Interface::on_rx(lwkt::FdWatch* w, uint32_t /*events*/) {
-  static_cast<RxWatch*>(w)->self->rx_ready();
+  Link* l = static_cast<Link::RxWatch*>(w)->l;
+  l->ifp->rx_ready(*l);
 }
 
-void Interface::rx_ready() {
-  if (!serving_) return;
+void Interface::rx_ready(Link& l) {
+  if (!l.serving) return;
   std::array<FrameBuf, kMaxBatch> bufs;
   size_t n = 0;
   for (size_t i = 0; i < cfg_.rx_batch; i++) {
-    if (!rx_ring_[i]) rx_ring_[i] = pool_.get();
-    if (!rx_ring_[i]) continue;  // pool exhausted: a smaller batch this time
-    bufs[n++] = {rx_ring_[i]->data(), rx_ring_[i]->tailroom(), 0};
+    if (!l.rx_ring[i]) l.rx_ring[i] = pool_.get();
+    if (!l.rx_ring[i]) continue;  // pool exhausted: a smaller batch this time
+    bufs[n++] = {l.rx_ring[i]->data(), l.rx_ring[i]->tailroom(), 0};
   }
   if (n == 0) {
-    stats_.drop(IpDrop::kNoBufs);
+    l.stats.drop(IpDrop::kNoBufs);
     return;
   }
-  size_t k = dev_.rx_batch(std::span(bufs.data(), n));
+  size_t k = l.dev->rx_batch(std::span(bufs.data(), n));
   for (size_t i = 0; i < k; i++) {
     // rx_batch may permute buffers: find each one's mbuf by its data pointer.
     Mbuf* m = nullptr;
     for (size_t j = 0; j < cfg_.rx_batch && !m; j++) {
-      if (rx_ring_[j] && rx_ring_[j]->data() == bufs[i].data) {
-        m = rx_ring_[j];
-        rx_ring_[j] = nullptr;
+      if (l.rx_ring[j] && l.rx_ring[j]->data() == bufs[i].data) {
+        m = l.rx_ring[j];
+        l.rx_ring[j] = nullptr;
       }
     }
     if (!m) continue;  // cannot happen with a conforming Device
     m->len = static_cast<uint32_t>(bufs[i].len);
     m->pkt.len = m->len;
     m->pkt.rcvif = cfg_.ifindex;
-    stats_.add(IfCounter::kRxFrames);
-    stats_.add(IfCounter::kRxBytes, m->len);
-    ether_input(m);
+    l.stats.add(IfCounter::kRxFrames);
+    l.stats.add(IfCounter::kRxBytes, m->len);
+    ether_input(l, m);
   }
   // The frames this produced leave in one tx_batch, from the rollup.
 }
 
 void Interface::on_rollup(lwkt::Rollup* r) {
-  static_cast<TxRollup*>(r)->self->flush_tx();
+  Link* l = static_cast<Link::TxRollup*>(r)->l;
+  l->ifp->flush_tx(*l);
 }
 
-void Interface::free_drop(Mbuf* m, IpDrop why) {
-  stats_.drop(why);
+void Interface::free_drop(Link& l, Mbuf* m, IpDrop why) {
+  l.stats.drop(why);
   pool_.free(m);
 }
 
-#define DROP_ON_WIRE_ERROR(r)                         \
-  if (!(r).ok()) {                                    \
-    stats_.wire_drop(wire::drop_reason((r).error())); \
-    pool_.free(m);                                    \
-    return;                                           \
+#define DROP_ON_WIRE_ERROR(r)                          \
+  if (!(r).ok()) {                                     \
+    l.stats.wire_drop(wire::drop_reason((r).error())); \
+    pool_.free(m);                                     \
+    return;                                            \
   }
 
-void Interface::ether_input(Mbuf* m) {
+void Interface::ether_input(Link& l, Mbuf* m) {
   std::span<const uint8_t> frame(m->data(), m->len);
   auto view = wire::EthernetView::parse(frame);
   DROP_ON_WIRE_ERROR(view);
   auto eth = wire::EthernetRepr::parse(*view);
   DROP_ON_WIRE_ERROR(eth);
-  if (eth->dst != mac_ && !eth->dst.is_broadcast()) return free_drop(m, IpDrop::kOtherHost);
+  if (eth->dst != mac_ && !eth->dst.is_broadcast()) return free_drop(l, m, IpDrop::kOtherHost);
   switch (eth->ethertype) {
     case wire::kEtherTypeArp:
-      return arp_input(m, wire::kEthernetHeaderLen);
+      return arp_input(l, m, wire::kEthernetHeaderLen);
     case wire::kEtherTypeIpv4:
-      return ip_input(m, wire::kEthernetHeaderLen);
+      return ip_input(l, m, wire::kEthernetHeaderLen);
     default:
-      return free_drop(m, IpDrop::kUnknownEthertype);
+      return free_drop(l, m, IpDrop::kUnknownEthertype);
   }
 }
 
-void Interface::arp_input(Mbuf* m, size_t off) {
+void Interface::arp_input(Link& l, Mbuf* m, size_t off) {
   auto view = wire::ArpView::parse(std::span<const uint8_t>(m->data() + off, m->len - off));
   DROP_ON_WIRE_ERROR(view);
   auto arp = wire::ArpRepr::parse(*view);
   DROP_ON_WIRE_ERROR(arp);
   bool request = arp->op == wire::ArpRepr::Op::kRequest;
-  stats_.add(request ? IfCounter::kArpRequestsIn : IfCounter::kArpRepliesIn);
+  l.stats.add(request ? IfCounter::kArpRequestsIn : IfCounter::kArpRepliesIn);
   const Ipv4Addr us = cfg_.addr.addr;
   // Probes (sender 0.0.0.0), foreign subnets, group MACs and claims on our own
   // address teach us nothing we may use.
   if (arp->sender_ip == us || !cfg_.addr.contains(arp->sender_ip) ||
       arp->sender_ip == cfg_.addr.broadcast() || !arp->sender_mac.is_unicast())
-    return free_drop(m, IpDrop::kArpIgnored);
+    return free_drop(l, m, IpDrop::kArpIgnored);
   bool for_us = arp->target_ip == us;
-  arp_.learn(arp->sender_ip, arp->sender_mac, for_us);
+  l.arp.learn(arp->sender_ip, arp->sender_mac, for_us);
+  arp_share(l, arp->sender_ip, arp->sender_mac, for_us);
   if (!(request && for_us)) {
     pool_.free(m);  // consumed: merged into the cache (or a reply to our request)
     return;
@@ -274,18 +351,53 @@ void Interface::arp_input(Mbuf* m, size_t off) {
   m->adj(off);
   m->trim(m->pkt.len - wire::kArpLen);
   reply.emit(std::span(m->data(), wire::kArpLen));
-  stats_.add(IfCounter::kArpRepliesOut);
-  eth_output(m, arp->sender_mac, wire::kEtherTypeArp);
+  l.stats.add(IfCounter::kArpRepliesOut);
+  eth_output(l, m, arp->sender_mac, wire::kEtherTypeArp);
 }
 
-void Interface::ip_input(Mbuf* m, size_t off) {
+// What one link learnt goes to every other link's replica: a pool mbuf (never
+// the heap) carrying ip, mac, create and the origin visits their CPUs in turn.
+void Interface::arp_share(Link& l, Ipv4Addr ip, MacAddr mac, bool create) {
+  if (links_.size() < 2) return;
+  Mbuf* c = pool_.get();
+  if (!c) return l.stats.drop(IpDrop::kNoBufs);
+  uint8_t* d = c->data();
+  for (int i = 0; i < 4; i++) d[i] = uint8_t(ip.value >> (24 - 8 * i));
+  std::copy(mac.bytes.begin(), mac.bytes.end(), d + 4);
+  d[10] = create ? 1 : 0;
+  d[11] = uint8_t(l.index);
+  c->len = c->pkt.len = 12;
+  uint32_t next = (l.index + 1) % uint32_t(links_.size());
+  c->pkt.ctx = this;
+  c->pkt.ctx_arg = next;
+  net::dispatch(links_[next]->cpu->port(), c, arp_share_msg);
+}
+
+void Interface::arp_share_msg(lwkt::Msg* raw) {
+  Mbuf* m = Mbuf::from_msg(raw);
+  auto* self = static_cast<Interface*>(m->pkt.ctx);
+  Link& l = *self->links_[m->pkt.ctx_arg];
+  // A stopped link ends the tour (stop() relies on it: nothing is sent on from there).
+  if (!l.serving) return self->pool_.free(m);
+  const uint8_t* d = m->data();
+  Ipv4Addr ip(uint32_t(d[0]) << 24 | uint32_t(d[1]) << 16 | uint32_t(d[2]) << 8 | d[3]);
+  MacAddr mac;
+  std::copy(d + 4, d + 10, mac.bytes.begin());
+  l.arp.learn(ip, mac, d[10] != 0);
+  uint32_t next = (l.index + 1) % uint32_t(self->links_.size());
+  if (next == d[11]) return self->pool_.free(m);  // back at the origin
+  m->pkt.ctx_arg = next;
+  net::dispatch(self->links_[next]->cpu->port(), m, arp_share_msg);
+}
+
+void Interface::ip_input(Link& l, Mbuf* m, size_t off) {
   auto view = wire::Ipv4View::parse(std::span<const uint8_t>(m->data() + off, m->len - off));
   DROP_ON_WIRE_ERROR(view);
   auto ip = wire::Ipv4Repr::parse(*view);
   DROP_ON_WIRE_ERROR(ip);
   if (ip->dst != cfg_.addr.addr && !is_bcast(ip->dst) &&
       !(cfg_.router && (cfg_.router->forwarding() || cfg_.router->is_local(ip->dst))))
-    return free_drop(m, IpDrop::kOtherHost);
+    return free_drop(l, m, IpDrop::kOtherHost);
   // The flow's CPU (also for packets to forward: routing runs there too). UDP hashes ports too,
   // spreading flows between one pair of hosts (UDP promises no order, so a datagram that was
   // fragmented, hashed on addresses only, may overtake or trail its flow); the rest hash addresses.
@@ -510,86 +622,95 @@ void Interface::ip_output(Proto& p, Mbuf* m, Ipv4Addr dst, uint8_t proto, Ipv4Ad
   hop->ifp->to_link(h, hop->addr);
 }
 
-// From any CPU of the system: the packet leaves by this interface.
+// From any CPU of the system: the packet leaves by this interface, on the queue
+// the current CPU serves, else on a queue fixed per CPU (so a flow stays in order).
 void Interface::to_link(Mbuf* h, Ipv4Addr next_hop) {
-  if (&cpu_ == lwkt::Cpu::current()) return link_output(h, next_hop);
-  h->pkt.ctx = this;
+  lwkt::Cpu* cur = lwkt::Cpu::current();
+  Link* l = nullptr;
+  for (auto& q : links_)
+    if (q->cpu == cur) {
+      l = q.get();
+      break;
+    }
+  if (l) return link_output(*l, h, next_hop);
+  l = links_[cur ? size_t(cur->id()) % links_.size() : 0].get();
+  h->pkt.ctx = l;
   h->pkt.ctx_arg = next_hop.value;
-  net::dispatch(cpu_.port(), h, output_msg);
+  net::dispatch(l->cpu->port(), h, output_msg);
 }
 
 void Interface::output_msg(lwkt::Msg* raw) {
   Mbuf* m = Mbuf::from_msg(raw);
-  auto* self = static_cast<Interface*>(m->pkt.ctx);
-  self->stats_.add(IfCounter::kHandoffsIn);
-  self->link_output(m, Ipv4Addr(m->pkt.ctx_arg));
+  auto* l = static_cast<Link*>(m->pkt.ctx);
+  l->stats.add(IfCounter::kHandoffsIn);
+  l->ifp->link_output(*l, m, Ipv4Addr(m->pkt.ctx_arg));
 }
 
 // On the link CPU: fragment if needed, resolve, frame, queue for the rollup.
-void Interface::link_output(Mbuf* h, Ipv4Addr nh) {
-  if (!serving_) return free_drop(h, IpDrop::kStopped);
+void Interface::link_output(Link& l, Mbuf* h, Ipv4Addr nh) {
+  if (!l.serving) return free_drop(l, h, IpDrop::kStopped);
   bool bcast = is_bcast(nh);
-  if (h->pkt.len <= dev_.mtu()) {
-    if (bcast) return eth_output(h, MacAddr::broadcast(), wire::kEtherTypeIpv4);
-    return arp_.send(nh, h);
+  if (h->pkt.len <= mtu_) {
+    if (bcast) return eth_output(l, h, MacAddr::broadcast(), wire::kEtherTypeIpv4);
+    return l.arp.send(nh, h);
   }
   // Larger than the MTU: fragments (allocates pool buffers, never the heap: the
   // list was reserved at start).
-  frag_out_.clear();
-  Status st = frag::fragment(h, dev_.mtu(), frag_out_);
+  l.frag_out.clear();
+  Status st = frag::fragment(h, mtu_, l.frag_out);
   if (!st.ok())
-    return free_drop(h, st.error().code() == ENOBUFS ? IpDrop::kNoBufs : IpDrop::kCantFragment);
-  stats_.add(IfCounter::kFragmentsOut, frag_out_.size());
-  for (Mbuf* f : frag_out_) {
+    return free_drop(l, h, st.error().code() == ENOBUFS ? IpDrop::kNoBufs : IpDrop::kCantFragment);
+  l.stats.add(IfCounter::kFragmentsOut, l.frag_out.size());
+  for (Mbuf* f : l.frag_out) {
     if (bcast)
-      eth_output(f, MacAddr::broadcast(), wire::kEtherTypeIpv4);
+      eth_output(l, f, MacAddr::broadcast(), wire::kEtherTypeIpv4);
     else
-      arp_.send(nh, f);
+      l.arp.send(nh, f);
   }
-  frag_out_.clear();
+  l.frag_out.clear();
 }
 
-void Interface::eth_output(Mbuf* m, MacAddr dst, uint16_t ethertype) {
+void Interface::eth_output(Link& l, Mbuf* m, MacAddr dst, uint16_t ethertype) {
   static constexpr uint8_t kZeros[wire::kEthernetMinFrameLen] = {};
   Mbuf* h = m->prepend(wire::kEthernetHeaderLen);
-  if (!h) return free_drop(m, IpDrop::kNoBufs);
+  if (!h) return free_drop(l, m, IpDrop::kNoBufs);
   wire::EthernetRepr{.dst = dst, .src = mac_, .ethertype = ethertype}.emit(
       std::span(h->data(), wire::kEthernetHeaderLen));
   if (h->pkt.len < wire::kEthernetMinFrameLen &&
       !h->append(kZeros, wire::kEthernetMinFrameLen - h->pkt.len))
-    return free_drop(h, IpDrop::kNoBufs);
+    return free_drop(l, h, IpDrop::kNoBufs);
   if (h->m_next) {  // devices take contiguous frames
     Mbuf* p = h->pullup(h->pkt.len);
-    if (!p) return free_drop(h, IpDrop::kNoBufs);
+    if (!p) return free_drop(l, h, IpDrop::kNoBufs);
     h = p;
   }
-  if (ntx_ == txq_.size()) flush_tx();
-  txq_[ntx_++] = h;
+  if (l.ntx == l.txq.size()) flush_tx(l);
+  l.txq[l.ntx++] = h;
 }
 
-void Interface::flush_tx() {
-  if (ntx_ == 0) return;
+void Interface::flush_tx(Link& l) {
+  if (l.ntx == 0) return;
   std::array<FrameBuf, kMaxBatch> frames;
-  for (size_t i = 0; i < ntx_; i++) frames[i] = {txq_[i]->data(), txq_[i]->len, txq_[i]->len};
-  size_t k = dev_.tx_batch(std::span<const FrameBuf>(frames.data(), ntx_));
-  for (size_t i = 0; i < ntx_; i++) {
+  for (size_t i = 0; i < l.ntx; i++) frames[i] = {l.txq[i]->data(), l.txq[i]->len, l.txq[i]->len};
+  size_t k = l.dev->tx_batch(std::span<const FrameBuf>(frames.data(), l.ntx));
+  for (size_t i = 0; i < l.ntx; i++) {
     if (i < k) {
-      stats_.add(IfCounter::kTxFrames);
-      stats_.add(IfCounter::kTxBytes, frames[i].len);
+      l.stats.add(IfCounter::kTxFrames);
+      l.stats.add(IfCounter::kTxBytes, frames[i].len);
     } else {
-      stats_.drop(IpDrop::kTxFull);
+      l.stats.drop(IpDrop::kTxFull);
     }
-    pool_.free(txq_[i]);
-    txq_[i] = nullptr;
+    pool_.free(l.txq[i]);
+    l.txq[i] = nullptr;
   }
-  ntx_ = 0;
+  l.ntx = 0;
 }
 
 // --- ARP (ArpCache::Host) --------------------------------------------------
 
-void Interface::arp_request(Ipv4Addr target) {
+void Interface::arp_request(Link& l, Ipv4Addr target) {
   Mbuf* m = pool_.get();
-  if (!m) return stats_.drop(IpDrop::kNoBufs);
+  if (!m) return l.stats.drop(IpDrop::kNoBufs);
   wire::ArpRepr req{.op = wire::ArpRepr::Op::kRequest,
                     .sender_mac = mac_,
                     .sender_ip = cfg_.addr.addr,
@@ -597,29 +718,24 @@ void Interface::arp_request(Ipv4Addr target) {
                     .target_ip = target};
   req.emit(std::span(m->data(), wire::kArpLen));
   m->len = m->pkt.len = wire::kArpLen;
-  stats_.add(IfCounter::kArpRequestsOut);
-  eth_output(m, MacAddr::broadcast(), wire::kEtherTypeArp);
-}
-
-void Interface::arp_transmit(Mbuf* m, MacAddr mac) {
-  eth_output(m, mac, wire::kEtherTypeIpv4);
-}
-
-void Interface::arp_drop(Mbuf* m, IpDrop why) {
-  free_drop(m, why);
+  l.stats.add(IfCounter::kArpRequestsOut);
+  eth_output(l, m, MacAddr::broadcast(), wire::kEtherTypeArp);
 }
 
 // --- ARP queries -----------------------------------------------------------
 
-std::optional<MacAddr> Interface::arp_lookup(Ipv4Addr ip) {
+std::optional<MacAddr> Interface::arp_lookup(Ipv4Addr ip, size_t queue) {
   std::optional<MacAddr> r;
-  lwkt::run_on(cpu_, [&] { r = arp_.lookup(ip); });
+  if (queue >= links_.size()) return r;
+  Link& l = *links_[queue];
+  lwkt::run_on(*l.cpu, [&] { r = l.arp.lookup(ip); });
   return r;
 }
 
 size_t Interface::arp_size() {
   size_t n = 0;
-  lwkt::run_on(cpu_, [&] { n = arp_.size(); });
+  Link& l = *links_[0];
+  lwkt::run_on(*l.cpu, [&] { n = l.arp.size(); });
   return n;
 }
 

@@ -1,12 +1,31 @@
-// net/ip: an IPv4 interface: one Device, one address, served by one lwkt CPU.
+// net/ip: an IPv4 interface: one address on a link of one or more device queues,
+// each queue served by one lwkt CPU.
 //
-// Theory of operation. An Interface binds a Device (TAP, wire pair, ...) to an
-// IPv4 address/prefix and the device's MAC. Everything it owns (the rx ring of
-// mbufs, the tx batch, the ARP cache, outstanding pings, the IPv4 ident) belongs
-// to the one lwkt CPU that serves it and is touched only on that CPU's thread:
-// no locks anywhere. Other threads reach it by messages (start/stop/ping/ARP
+// Theory of operation. An Interface binds a Device (TAP, wire pair, ...) -- or
+// several queues of one device (a multi-queue TAP: one fd per queue) -- to an
+// IPv4 address/prefix and the device's MAC. Each queue is a Link: its device,
+// its rx ring of mbufs, its tx batch and its ARP cache replica belong to the one
+// lwkt CPU that serves that queue and are touched only on that CPU's thread: no
+// locks anywhere. Other threads reach it by messages (start/stop/ping/ARP
 // queries are lwkt messages to that CPU); only the counters are read directly
 // (relaxed single-writer atomics, stats.h).
+//
+// Multi-queue (DragonFly's per-CPU NIC rings, DRAGONFLY-NOTES §3). With queues
+// on CPUs c0..cn-1, CPU ci receives only from queue i and transmits only on
+// queue i. The kernel steers frames to a TAP queue by its own flow hash (and
+// later to the queue that last wrote the flow), not by our Toeplitz hash, so a
+// frame received on queue i may belong to a flow owned by protocol CPU j: it
+// goes there as its embedded message, as with one queue. Output leaves by the
+// link on the producing CPU (no hand-off when the protocol CPUs are the queue
+// CPUs); a CPU with no link of this interface uses link (cpu id mod n), fixed per
+// CPU, so a flow's packets never overtake each other.
+// ARP: every link has its own ArpCache replica (its callouts on its own CPU). An
+// ARP packet received on one link is merged there and then shared: a small pool
+// mbuf carrying (ip, mac, create) visits every other link's CPU in turn as its
+// own message, and each merges it into its replica, so a reply learnt on one CPU
+// releases the packets another CPU holds for that neighbour. A link that misses
+// sends its own request (replicas may briefly disagree; each converges on the
+// next ARP packet). arp_lookup()/arp_size() read the first link's replica.
 //
 //   device rx fd ready (epoll on the CPU)
 //     -> rx_batch into up to kMaxBatch fresh mbufs from the MbufPool
@@ -37,19 +56,19 @@
 // larger than the MTU are mbuf chains (up to 65535 bytes): ICMP echo and UDP
 // handle chains (checksums over the chain), unfragmented ones stay contiguous.
 //
-// Protocol threads (DESIGN.md "net/", DRAGONFLY-NOTES §3.3). The serving CPU
-// ("link" side) owns the device, the rx ring, the tx batch and the ARP cache.
+// Protocol threads (DESIGN.md "net/", DRAGONFLY-NOTES §3.3). The serving CPUs
+// ("link" side) own the device queues, rx rings, tx batches and ARP replicas.
 // Protocol work runs on the interface's protocol CPUs (InterfaceConfig::
-// proto_cpus; by default the serving CPU alone), each with its own Proto state:
+// proto_cpus; by default the serving CPUs), each with its own Proto state:
 // reassembler, UDP port table, pings, IPv4 ident space and counters. ip_input
 // validates on the link CPU, hashes the flow with the symmetric Toeplitz hash
 // (UDP: addresses and ports; fragments and everything else: addresses, so all
 // fragments of a datagram meet on one CPU) and hands the mbuf to its protocol
 // CPU as the mbuf's own embedded message (zero allocation; pkt.ctx is the
 // interface, pkt.ctx_arg the Proto index). Output built on a protocol CPU goes
-// back to the link CPU the same way (ctx_arg = next hop), where fragmentation,
-// ARP and the tx batch live. The tx batch is flushed by a Cpu rollup at the end
-// of each busy round, so frames produced by one round leave in one tx_batch.
+// to a link CPU the same way (ctx the Link, ctx_arg = next hop) unless it runs
+// there already; fragmentation, ARP and the tx batch live on the link. The tx batch is flushed by a
+// Cpu rollup at the end of each busy round, so frames produced by one round leave in one tx_batch.
 // UDP sockets live on one protocol CPU (chosen round-robin at open) and are
 // entered in every Proto's port table; a datagram hashed to another CPU is
 // forwarded to the socket's CPU (checksum already verified, kCsumL4Verified).
@@ -65,7 +84,9 @@
 //   - UDP sockets (udp.h) must be destroyed before their interface; stop()
 //     cancels their parked receives and frees their queued datagrams.
 //   - start/stop/ping/arp_* block for a message round trip: call them from any
-//     thread except the serving CPU's own. counters() may be called from anywhere.
+//     thread except a serving CPU's own.
+//   - Queues: all of one link (same MTU and MAC), on distinct CPUs, at most
+//     kMaxQueues; otherwise EINVAL. counters() may be called from anywhere.
 #pragma once
 #include <array>
 #include <atomic>
@@ -73,6 +94,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -99,7 +121,7 @@ struct InterfaceConfig {
   size_t rx_batch = 32;                // frames per rx_batch call (<= kMaxBatch)
   frag::ReassemblyOptions reassembly;  // fragment reassembly limits and timeout
   // Protocol threads flows are spread over (at most kMaxProtos, no repeats);
-  // empty: the serving CPU alone.
+  // empty: the serving CPUs (one per queue).
   std::vector<lwkt::Cpu*> proto_cpus;
   // Shared routing (router.h): output resolves through its per-CPU replicas and,
   // if it forwards, packets for other hosts are routed on. nullptr: on-link
@@ -111,6 +133,12 @@ struct InterfaceConfig {
   size_t max_time_wait = 8192;
 };
 
+// One queue of an interface's link and the CPU that serves it.
+struct InterfaceQueue {
+  lwkt::Cpu* cpu = nullptr;
+  Device* dev = nullptr;
+};
+
 struct PingResult {
   wire::Ipv4Addr from;
   uint16_t seq = 0;
@@ -118,13 +146,18 @@ struct PingResult {
   uint64_t rtt_ns = 0;
 };
 
-class Interface final : private ArpCache::Host {
+class Interface final {
  public:
   static constexpr size_t kMaxBatch = 64;
   static constexpr size_t kMaxProtos = 128;
+  static constexpr size_t kMaxQueues = 64;
 
+  // One queue: dev served by cpu.
   static Result<std::unique_ptr<Interface>> start(lwkt::Cpu& cpu, Device& dev, MbufPool& pool,
                                                   const InterfaceConfig& cfg);
+  // Several queues of one link (e.g. TapDevice::open_queues), each served by its CPU.
+  static Result<std::unique_ptr<Interface>> start(std::span<const InterfaceQueue> queues,
+                                                  MbufPool& pool, const InterfaceConfig& cfg);
   ~Interface();
   Interface(const Interface&) = delete;
   Interface& operator=(const Interface&) = delete;
@@ -143,10 +176,21 @@ class Interface final : private ArpCache::Host {
   IfCounters counters() const;
   // The same, per lwkt CPU id (the link CPU's and each protocol CPU's share).
   std::vector<std::pair<int, IfCounters>> counters_by_cpu() const;
+  // Per queue: the link side's counters on that queue's CPU and the device's own.
+  struct QueueCounters {
+    size_t queue = 0;
+    int cpu = -1;
+    IfCounters link;
+    DevCounters dev;
+  };
+  std::vector<QueueCounters> counters_by_queue() const;
   size_t nprotos() const { return protos_.size(); }
+  size_t nqueues() const { return links_.size(); }
+  uint32_t mtu() const { return mtu_; }
   // The Reassembler's statistics (a message round trip; zeros once stopped).
   frag::ReassemblyStats frag_stats();
-  std::optional<wire::MacAddr> arp_lookup(wire::Ipv4Addr ip);
+  // What queue's ARP replica says about ip (nullopt: nothing, or no such queue).
+  std::optional<wire::MacAddr> arp_lookup(wire::Ipv4Addr ip, size_t queue = 0);
   size_t arp_size();
   wire::MacAddr mac() const { return mac_; }
   wire::Ipv4Cidr addr() const { return cfg_.addr; }
@@ -162,23 +206,27 @@ class Interface final : private ArpCache::Host {
   friend class TcpListen;
   friend class TcpSocket;
   struct Proto;  // one protocol CPU's state (proto.h)
-  Interface(lwkt::Cpu& cpu, Device& dev, MbufPool& pool, const InterfaceConfig& cfg);
+  struct Link;   // one device queue and its CPU's link-side state (interface.cpp)
+  Interface(std::span<const InterfaceQueue> queues, MbufPool& pool, const InterfaceConfig& cfg);
 
-  // --- link side: the serving CPU ---
-  Status start_on_cpu();
-  void stop_link();
+  // --- link side: each on its Link's CPU ---
+  Status start_link(Link& l);
+  void stop_link(Link& l);
   static void on_rx(lwkt::FdWatch* w, uint32_t events);
   static void on_rollup(lwkt::Rollup* r);
-  void rx_ready();
-  void ether_input(Mbuf* m);
-  void arp_input(Mbuf* m, size_t off);
-  void ip_input(Mbuf* m, size_t off);
+  void rx_ready(Link& l);
+  void ether_input(Link& l, Mbuf* m);
+  void arp_input(Link& l, Mbuf* m, size_t off);
+  void arp_share(Link& l, wire::Ipv4Addr ip, wire::MacAddr mac, bool create);
+  static void arp_share_msg(lwkt::Msg* raw);
+  void ip_input(Link& l, Mbuf* m, size_t off);
   static void output_msg(lwkt::Msg* raw);
   void to_link(Mbuf* m, wire::Ipv4Addr next_hop);
-  void link_output(Mbuf* m, wire::Ipv4Addr next_hop);
-  void eth_output(Mbuf* m, wire::MacAddr dst, uint16_t ethertype);
-  void flush_tx();
-  void free_drop(Mbuf* m, IpDrop why);
+  void link_output(Link& l, Mbuf* m, wire::Ipv4Addr next_hop);
+  void eth_output(Link& l, Mbuf* m, wire::MacAddr dst, uint16_t ethertype);
+  void flush_tx(Link& l);
+  void free_drop(Link& l, Mbuf* m, IpDrop why);
+  void arp_request(Link& l, wire::Ipv4Addr target);
 
   // --- protocol side: each on its Proto's CPU ---
   static void proto_msg(lwkt::Msg* raw);
@@ -232,24 +280,11 @@ class Interface final : private ArpCache::Host {
     return dst.is_broadcast() || dst == cfg_.addr.broadcast();
   }
 
-  // ArpCache::Host
-  void arp_request(wire::Ipv4Addr target) override;
-  void arp_transmit(Mbuf* m, wire::MacAddr mac) override;
-  void arp_drop(Mbuf* m, IpDrop why) override;
-
-  struct RxWatch : lwkt::FdWatch {
-    Interface* self = nullptr;
-  };
-  struct TxRollup : lwkt::Rollup {
-    Interface* self = nullptr;
-  };
-
-  lwkt::Cpu& cpu_;
-  Device& dev_;
   MbufPool& pool_;
   InterfaceConfig cfg_;
   wire::MacAddr mac_;
-  IfStats stats_;  // the link side's counters
+  uint32_t mtu_ = 0;
+  std::vector<std::unique_ptr<Link>> links_;  // fixed at construction
   std::vector<std::unique_ptr<Proto>> protos_;
   std::atomic<size_t> next_sock_proto_{0};      // round-robin home for new UDP sockets
   std::mutex bind_mu_;                          // serializes UDP port table changes
@@ -257,15 +292,6 @@ class Interface final : private ArpCache::Host {
   uint16_t ping_ident_ = 0;                     // fixed at construction
   std::atomic<uint32_t> tcp_port_{0};           // next ephemeral TCP port (tcp_next_port)
   std::unique_ptr<tcp::IsnGenerator> tcp_isn_;  // RFC 6528 ISNs for active opens
-  // --- owned by cpu_'s thread ---
-  ArpCache arp_;
-  RxWatch watch_;
-  TxRollup rollup_;
-  bool serving_ = false;
-  std::array<Mbuf*, kMaxBatch> rx_ring_{};
-  std::array<Mbuf*, kMaxBatch> txq_{};
-  size_t ntx_ = 0;
-  std::vector<Mbuf*> frag_out_;  // fragment()'s output list, reused
 };
 
 }  // namespace dfly::net::ip

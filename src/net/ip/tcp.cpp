@@ -323,7 +323,7 @@ Result<std::unique_ptr<TcpListen>> TcpListen::start(Interface& ifp, uint16_t por
   l->handler_ = cfg.handler;
   l->isn_ = std::make_unique<tcp::IsnGenerator>(TRY(tcp::IsnGenerator::create()));
   tcp::ListenerConfig lc = cfg.listener;
-  lc.conn.mss = uint16_t(std::min<uint32_t>(lc.conn.mss, ifp.dev_.mtu() - 40));
+  lc.conn.mss = uint16_t(std::min<uint32_t>(lc.conn.mss, ifp.mtu_ - 40));
   int err = 0;
   for (auto& p : ifp.protos_) {
     auto pc = std::make_unique<PerCpu>();

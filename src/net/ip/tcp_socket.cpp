@@ -185,7 +185,7 @@ Result<std::unique_ptr<TcpSocket>> TcpSocket::connect(Interface& ifp, wire::Ipv4
   auto s = std::make_shared<SocketState>();
   s->ifp = &ifp;
   tcp::TcpConfig c = cfg;
-  c.mss = uint16_t(std::min<uint32_t>(c.mss, ifp.dev_.mtu() - 40));
+  c.mss = uint16_t(std::min<uint32_t>(c.mss, ifp.mtu_ - 40));
   wire::Ipv4Addr local = ifp.addr().addr;
   // A few ports in case one is taken towards this peer (EADDRINUSE on its CPU).
   for (int tries = 0; tries < 64; tries++) {

@@ -6,6 +6,8 @@
 // messages on the caller's stack; echo turns the mbuf around in place).
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "base/alloc_counter.h"
 #include "net/dev/wire_pair.h"
 #include "net/ip/interface.h"
@@ -60,6 +62,42 @@ TEST(IpZeroAlloc, UdpEchoRoundTripsAllocateNothingAfterWarmUp) {
   uint64_t before = heap_allocations();
   for (int i = 0; i < 2000; ++i) round();
   EXPECT_EQ(heap_allocations() - before, 0u);
+}
+
+// The same over two-queue interfaces (two WirePairs, queue i on CPU i): flows on
+// both CPUs, each sending on its own queue, hand-offs between the CPUs.
+TEST(IpZeroAlloc, MultiQueueUdpEchoAllocatesNothingAfterWarmUp) {
+  auto sys = MUST(lwkt::System::start({.ncpus = 2, .pin = false, .spin_ns = 10'000}));
+  auto pool = MUST(MbufPool::create());
+  auto w0 = MUST(WirePair::create()), w1 = MUST(WirePair::create());
+  const wire::Ipv4Addr ip_a{198, 18, 0, 1}, ip_b{198, 18, 0, 2};
+  InterfaceConfig ca, cb;
+  ca.addr = {ip_a, 24};
+  cb.addr = {ip_b, 24};
+  InterfaceQueue qa[] = {{&sys->cpu(0), &w0->a()}, {&sys->cpu(1), &w1->a()}};
+  InterfaceQueue qb[] = {{&sys->cpu(0), &w0->b()}, {&sys->cpu(1), &w1->b()}};
+  auto a = MUST(Interface::start(qa, *pool, ca));
+  auto b = MUST(Interface::start(qb, *pool, cb));
+  auto echo = MUST(UdpService::echo(*b));
+  std::vector<std::unique_ptr<UdpSocket>> socks;
+  for (int i = 0; i < 8; i++) {
+    socks.push_back(MUST(UdpSocket::open(*a)));
+    MUST(socks.back()->bind(uint16_t(5000 + i)));
+  }
+  static uint8_t out[1000], in[1500];
+  auto round = [&] {
+    for (auto& s : socks)
+      if (!s->sendto(ip_b, UdpService::kEchoPort, out).ok()) std::abort();
+    for (auto& s : socks) {
+      auto r = s->recvfrom(in, 5'000'000'000);
+      if (!r.ok() || r->size != sizeof out) std::abort();
+    }
+  };
+  for (int i = 0; i < 100; ++i) round();
+  uint64_t before = heap_allocations();
+  for (int i = 0; i < 500; ++i) round();
+  EXPECT_EQ(heap_allocations() - before, 0u);
+  for (auto& q : b->counters_by_queue()) EXPECT_GT(q.link[IfCounter::kRxFrames], 0u);
 }
 
 }  // namespace
