@@ -14,7 +14,11 @@
 // their errno code.
 //
 // Kernel caches. Timeouts and the page-cache mode come from the filesystem's
-// CachePolicy (coherent filesystems: 0 s and direct I/O by default). The session is
+// CachePolicy (coherent filesystems: 0 s and direct I/O by default; with
+// direct_io_writers, read-only opens use the page cache and a write drops the pages it
+// covered before it is answered: the one notify sent from a request handler, safe
+// because a direct write holds no page lock, so only READs hold pages it waits for,
+// and they do not wait for it). The session is
 // the Vfs's KernelHooks while it serves: a coherent filesystem's revocation calls
 // them and they become fuse_lowlevel_notify_inval_inode / _inval_entry with the node
 // id of the vnode (the same mapping as above: its address, or FUSE_ROOT_ID). A notify
@@ -220,7 +224,10 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 }
 
 void setup_open(fuse_req_t req, fuse_file_info* fi) {
-  fi->direct_io = (fi->flags & O_DIRECT) || !S(req).policy.kernel_data_cache ? 1 : 0;
+  const vfs::CachePolicy& p = S(req).policy;
+  bool writer = (fi->flags & O_ACCMODE) != O_RDONLY;
+  fi->direct_io =
+      (fi->flags & O_DIRECT) || !p.kernel_data_cache || (writer && p.direct_io_writers) ? 1 : 0;
   fi->keep_cache = fi->direct_io ? 0 : 1;
 }
 
@@ -275,6 +282,11 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
                              {reinterpret_cast<const std::byte*>(data), size},
                              (fi->flags & O_APPEND) != 0);
   if (!n.ok()) return reply_err(req, n.error());
+  // Read-only opens of this inode may have cached the old bytes (direct_io_writers):
+  // drop them before the write returns. Only pages of kernel READs in flight can be
+  // locked here, and those never wait for this request.
+  if (S(req).policy.direct_io_writers && *n)
+    (void)fuse_lowlevel_notify_inval_inode(S(req).se, ino, off, static_cast<off_t>(*n));
   fuse_reply_write(req, *n);
 }
 

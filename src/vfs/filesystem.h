@@ -117,6 +117,12 @@ struct CachePolicy {
   // Keep the kernel's page cache across opens (FOPEN_KEEP_CACHE). false: direct I/O,
   // every read and write reaches the VFS (private mmap still works, shared does not).
   bool kernel_data_cache = true;
+  // With kernel_data_cache: opens for writing still use direct I/O (only read-only
+  // opens use the kernel's page cache), and the bridge drops the kernel's cached pages
+  // a write covered before it replies. For coherent filesystems: a kernel write-through
+  // locks its pages while the filesystem may wait for the home node, and the home may
+  // wait for this node to drop exactly those pages (a revocation).
+  bool direct_io_writers = false;
 };
 
 // Offset of the attribute token in every inode's dataspace: [kAttrOffset, kAttrOffset
