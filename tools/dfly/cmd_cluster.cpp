@@ -184,6 +184,8 @@ nlohmann::json client_json(const cluster::ClientStatus& s, const std::string& ta
           {"acquires_local", s.acquires_local},
           {"revokes", s.revokes},
           {"revoke_errors", s.revoke_errors},
+          {"revoke_passes", s.revoke_passes},
+          {"ahead_hits", s.ahead_hits},
           {"requests", s.requests}};
 }
 

@@ -9,9 +9,23 @@
 //     client holds a conflicting state). An acquire() that held_ already covers is
 //     answered here without a message — GPFS's rule: in steady state I/O costs no
 //     token traffic. Otherwise it sends ACQUIRE.
-//   - A REVOKE push lowers held_ first (so no later acquire() is answered from what
-//     is being taken away), then the VFS's cache (CacheControl::lower: write back
-//     MODIFIED pages, drop pages, tell the kernel), then acknowledges.
+//   - A REVOKE push lowers the VFS's cache (CacheControl::lower: write back MODIFIED
+//     pages, drop pages, have the kernel drop its page cache through FUSE notify),
+//     then held_, then acknowledges. The kernel caches file data (cache_policy) only
+//     while the VFS holds a state, so an ack means no stale page is left anywhere.
+//   - The revocation window. The kernel's invalidation waits for pages locked by its
+//     READs in flight, and such a READ may need a state: were it to ask the server,
+//     which waits for our ack, nothing would move until the revoke deadline. So held_
+//     keeps what is being revoked until the end: acquire() answers from it locally
+//     (the data is still ours: nobody else gets the range before the ack). A page a
+//     local answer lets in after a pass of lowering is dropped by another pass:
+//     revoke() repeats while local answers that exceed the revoke's target happened
+//     during the pass (each answer raises the VFS's state inside done(), under mu_,
+//     so the count is exact). After kRevokePasses it lowers held_ first and makes a
+//     last pass (reads then wait for the server; a READ whose pages the kernel is
+//     invalidating could then stall until the deadline — only under a read storm).
+//     Only the parts of the revoked range held here are lowered: a READ waiting for
+//     the server on a range we do not hold has locked pages the kernel need not touch.
 //   - Ordering: a GRANT must reach the VFS before a later REVOKE of it. Both travel
 //     on one connection in that order; the GRANT is applied on the connection's
 //     reader thread (call_async_inline), before the reader even reads the REVOKE,
@@ -35,6 +49,8 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "cluster/home/range_map.h"
 #include "cluster/proto/vfs_convert.h"
@@ -115,7 +131,16 @@ class ClusterFs final : public vfs::Filesystem {
     proto::Setattr w;
     w.ino = ino, w.valid = s.valid, w.mode = s.mode, w.uid = s.uid, w.gid = s.gid, w.size = s.size;
     w.atime = to_wire(s.atime), w.mtime = to_wire(s.mtime), w.ctime = to_wire(s.ctime);
-    return attr(w);
+    if (s.valid & vfs::SetAttr::kSize) {
+      std::lock_guard l(mu_);
+      drop_ahead(ino);
+    }
+    auto a = attr(w);
+    if (s.valid & vfs::SetAttr::kSize) {
+      std::lock_guard l(mu_);
+      drop_ahead(ino);
+    }
+    return a;
   }
   Status readdir(vfs::Ino dir, uint64_t after,
                  const std::function<bool(const vfs::DirEntry&)>& fill) override;
@@ -156,7 +181,10 @@ class ClusterFs final : public vfs::Filesystem {
     return empty(proto::Removexattr{ino, proto::Name(name)});
   }
   Status fallocate(vfs::Ino ino, int mode, uint64_t off, uint64_t len) override {
-    return empty(proto::Fallocate{ino, mode, off, len});
+    Status st = empty(proto::Fallocate{ino, mode, off, len});
+    std::lock_guard l(mu_);
+    drop_ahead(ino);
+    return st;
   }
   Result<uint64_t> seek_data(vfs::Ino ino, uint64_t off, int whence) override {
     auto r = TRY(call(proto::Seek{ino, off, whence}));
@@ -170,8 +198,14 @@ class ClusterFs final : public vfs::Filesystem {
   void drop_states(vfs::Ino ino) override;
   vfs::CachePolicy cache_policy() const override {
     // Names and attributes: ask every time (the server's answer is the coherent one).
-    // Data: direct I/O, so every read and write meets the VFS's states.
-    return vfs::CachePolicy{0.0, 0.0, false};
+    // Data: the kernel's page cache for read-only opens, under the VFS's states: a
+    // revocation drops the kernel's pages (CacheControl::lower -> FUSE notify) before
+    // it is acknowledged. Opens for writing use direct I/O: a kernel write-through
+    // holds its pages locked while we may wait for the server, which may wait for our
+    // ack of a revocation that must drop those very pages.
+    vfs::CachePolicy p{0.0, 0.0, true};
+    p.direct_io_writers = true;
+    return p;
   }
 
  private:
@@ -203,6 +237,17 @@ class ClusterFs final : public vfs::Filesystem {
   void on_lost(const std::shared_ptr<transport::Connection>& c, const std::string& why);
   void drop_everything();
   void housekeeping();
+  Status revoke(vfs::Ino ino, Range r, State to);
+  void drop_ahead(vfs::Ino ino);  // caller holds mu_
+  Status read_ahead(vfs::Ino ino, vfs::Bio& bio);
+  static constexpr uint64_t kAheadMax = 64ull << 20;  // bytes read ahead, all inodes
+
+  // Passes of the revocation window before local answers stop (see revoke()).
+  static constexpr int kRevokePasses = 8;
+  struct Revoking {
+    std::vector<std::pair<Range, State>> active;  // revocations in progress: range, to
+    uint64_t grants = 0;  // acquires answered locally meanwhile that they must undo
+  };
 
   const ClientConfig cfg_;
   vfs::CacheControl* cc_ = nullptr;
@@ -212,6 +257,17 @@ class ClusterFs final : public vfs::Filesystem {
   std::shared_ptr<transport::Connection> conn_;
   std::map<vfs::Ino, RangeMap> held_;
   std::set<vfs::Ino> forgetting_;  // FORGET sent, reply not yet in
+  std::map<vfs::Ino, Revoking> revoking_;
+  // Read-ahead (see strategy()): per inode, data fetched beyond what the VFS asked.
+  struct Ahead {
+    uint64_t gen = 0;     // bumped by every invalidation; a fetch from an older gen is dropped
+    int inflight = 0;     // fetches sent and not yet back
+    uint64_t next = 0;    // where a sequential reader reads next
+    uint32_t window = 0;  // the last fetch's length
+    std::map<uint64_t, std::vector<std::byte>> pages;  // offset -> bytes (<= one granule)
+  };
+  std::map<vfs::Ino, Ahead> ahead_;
+  uint64_t ahead_bytes_ = 0;
   uint64_t session_ = 0;
   uint32_t lease_ms_ = 0;
   Clock::time_point last_heard_;
@@ -294,6 +350,7 @@ void ClusterFs::drop_everything() {
   {
     std::lock_guard l(mu_);
     held.swap(held_);
+    for (auto it = ahead_.begin(); it != ahead_.end();) drop_ahead((it++)->first);
   }
   // With no connection every write-back fails at once: unsynced data is dropped.
   for (auto& [ino, m] : held)
@@ -359,16 +416,7 @@ void ClusterFs::on_push(transport::Incoming in) {
     last_heard_ = Clock::now();
   }
   if (auto* rv = std::get_if<proto::Revoke>(&*req)) {
-    Range r{rv->beg, rv->end};
-    {
-      std::lock_guard l(mu_);
-      counts_.revokes++;
-      if (auto it = held_.find(rv->ino); it != held_.end()) {
-        it->second.lower(r, rv->to);
-        if (it->second.empty()) held_.erase(it);
-      }
-    }
-    Status st = cc_ ? cc_->lower(rv->ino, r, rv->to) : Status(Ok{});
+    Status st = revoke(rv->ino, Range{rv->beg, rv->end}, rv->to);
     if (!st.ok() && rv->to != State::kInvalid) {
       std::lock_guard l(mu_);
       counts_.revoke_errors++;
@@ -392,6 +440,73 @@ void ClusterFs::on_push(transport::Incoming in) {
   in.reply_error(ENOSYS, "not a push a client serves");
 }
 
+// --- revocation -------------------------------------------------------------------
+
+// The revocation window (see the theory of operation): held_ keeps the state until
+// the VFS and the kernel have given it up, so a read the kernel issues meanwhile (it
+// has locked its pages, and the kernel's invalidation waits for them) is served here
+// instead of waiting for the server, which waits for our ack. Each local answer in
+// the window may have put pages into the VFS and the kernel after the pass that
+// dropped them: window_grants_ counts them, and a pass that saw one is repeated.
+Status ClusterFs::revoke(vfs::Ino ino, Range r, State to) {
+  std::vector<Range> parts;  // what we hold above `to` in r: all the VFS can hold there
+  {
+    std::lock_guard l(mu_);
+    counts_.revokes++;
+    drop_ahead(ino);
+    if (auto it = held_.find(ino); it != held_.end())
+      for (const auto& s : it->second.overlapping(r))
+        if (s.state > to) parts.push_back(Range{std::max(s.beg, r.beg), std::min(s.end, r.end)});
+    if (!parts.empty()) revoking_[ino].active.emplace_back(r, to);
+  }
+  if (parts.empty()) return Ok{};
+  auto lower_parts = [&] {
+    Status st = Ok{};
+    for (const auto& p : parts) {
+      Status s = cc_ ? cc_->lower(ino, p, to) : Status(Ok{});
+      if (!s.ok() && st.ok()) st = std::move(s);
+    }
+    return st;
+  };
+  auto finish = [&] {  // caller holds mu_
+    drop_ahead(ino);   // what was read ahead in the window was valid only until the ack
+    if (auto it = held_.find(ino); it != held_.end()) {
+      it->second.lower(r, to);
+      if (it->second.empty()) held_.erase(it);
+    }
+    auto w = revoking_.find(ino);
+    auto& a = w->second.active;
+    for (auto i = a.begin(); i != a.end(); ++i)
+      if (i->first.beg == r.beg && i->first.end == r.end && i->second == to) {
+        a.erase(i);
+        break;
+      }
+    if (a.empty()) revoking_.erase(w);
+  };
+  Status st = Ok{};
+  for (int pass = 0; pass < kRevokePasses; pass++) {
+    uint64_t seen;
+    {
+      std::lock_guard l(mu_);
+      seen = revoking_[ino].grants;
+    }
+    st = lower_parts();
+    std::lock_guard l(mu_);
+    if (revoking_[ino].grants == seen) {
+      finish();
+      return st;
+    }
+    counts_.revoke_passes++;  // a repeated pass
+  }
+  // Local reads keep coming: stop answering them here (they now wait for the server),
+  // then drop whatever the last ones cached.
+  {
+    std::lock_guard l(mu_);
+    finish();
+  }
+  return lower_parts();
+}
+
 // --- states -----------------------------------------------------------------------
 
 void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
@@ -404,6 +519,12 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
     cv_.wait(l, [&] { return !forgetting_.count(ino); });
     if (auto it = held_.find(ino); it != held_.end() && covers(it->second, r, want)) {
       counts_.acquires_local++;
+      if (auto w = revoking_.find(ino); w != revoking_.end())
+        for (const auto& [rr, to] : w->second.active)
+          if (rr.beg < r.end && r.beg < rr.end && want > to) {
+            w->second.grants++;
+            break;
+          }
       done(want);  // the VFS keeps any higher state it holds there
       return;
     }
@@ -431,6 +552,7 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
 void ClusterFs::drop_states(vfs::Ino ino) {
   std::lock_guard l(mu_);
   held_.erase(ino);
+  drop_ahead(ino);
 }
 
 void ClusterFs::forget(vfs::Ino ino) {
@@ -439,6 +561,7 @@ void ClusterFs::forget(vfs::Ino ino) {
   {
     std::lock_guard l(mu_);
     held_.erase(ino);
+    drop_ahead(ino);
     forgetting_.insert(ino);
   }
   call(proto::Forget{ino}).ignore_error_on_purpose();  // gone with the session if it fails
@@ -451,7 +574,103 @@ void ClusterFs::forget(vfs::Ino ino) {
 
 // --- data -------------------------------------------------------------------------
 
+// Read-ahead. The VFS fetches one 64 KiB granule per strategy() call; a sequential
+// reader would pay one round trip per granule. So a read that continues the previous
+// one fetches a growing window (up to one 1 MiB READ) and keeps the rest here, handed
+// to the VFS as it asks. Kept data is valid while this node holds at least SHARED
+// there and did not change it: the window never goes past what held_ covers, and
+// drop_ahead (which bumps gen, so a fetch in flight is thrown away on return) runs on
+// every revocation (its start and its ack), write-back, size change, fallocate,
+// drop_states, forget and connection loss. The VFS asks for a granule only when it
+// caches nothing there, so kept data never hides this node's dirty pages: writing
+// those back drops it.
+void ClusterFs::drop_ahead(vfs::Ino ino) {
+  auto it = ahead_.find(ino);
+  if (it == ahead_.end()) return;
+  for (auto& [off, d] : it->second.pages) ahead_bytes_ -= d.size();
+  it->second.pages.clear();
+  it->second.gen++;
+  it->second.next = 0;
+  it->second.window = 0;
+  if (it->second.inflight == 0) ahead_.erase(it);
+}
+
+Status ClusterFs::read_ahead(vfs::Ino ino, vfs::Bio& bio) {
+  const uint64_t off = bio.off;
+  const size_t len = bio.data.size();
+  uint64_t gen;
+  uint32_t window;
+  {
+    std::lock_guard l(mu_);
+    Ahead& a = ahead_[ino];
+    if (auto it = a.pages.find(off); it != a.pages.end() && it->second.size() == len) {
+      size_t n = it->second.size();
+      std::memcpy(bio.data.data(), it->second.data(), n);
+      bio.done = n;
+      ahead_bytes_ -= n;
+      a.pages.erase(it);
+      a.next = off + len;
+      counts_.ahead_hits++;
+      return Ok{};
+    }
+    // Sequential: double the window up to one READ; otherwise just what was asked.
+    uint64_t want = len;
+    if (off == a.next && ahead_bytes_ < kAheadMax)
+      want = std::min<uint64_t>(proto::kMaxIo, std::max<uint64_t>(2 * a.window, 4 * len));
+    // Never beyond what this node holds: kept data must stay covered by a state.
+    uint64_t end = off + len;
+    if (auto h = held_.find(ino); h != held_.end() && want > len)
+      for (const auto& seg : h->second.overlapping(Range{off, off + want})) {
+        if (seg.beg > end || seg.state < State::kShared) break;
+        end = std::max(end, std::min(seg.end, off + want));
+      }
+    window = uint32_t(std::max<uint64_t>(end - off, len));
+    a.inflight++;
+    gen = a.gen;
+  }
+  auto r = call(proto::Read{ino, off, window});
+  std::lock_guard l(mu_);
+  Ahead& a = ahead_[ino];
+  a.inflight--;
+  Status st = Ok{};
+  if (!r.ok()) {
+    st = std::move(r).error();
+  } else if (r->data.size() > window) {
+    st = Error(EPROTO, "cluster: READ returned more than asked");
+  } else {
+    size_t n = std::min(len, r->data.size());
+    if (n) std::memcpy(bio.data.data(), r->data.data(), n);
+    bio.done = n;
+    a.next = off + len;
+    a.window = window;
+    // Whole granules only (a short tail is the end of file: asked for again).
+    size_t keep = r->data.size() > len ? (r->data.size() - len) / len * len : 0;
+    if (keep && ahead_bytes_ + keep > kAheadMax) {
+      // Full of data nobody asked for (readers that stopped): forget it all.
+      for (auto& [other, o] : ahead_) {
+        for (auto& [po, d] : o.pages) ahead_bytes_ -= d.size();
+        o.pages.clear();
+      }
+    }
+    if (a.gen == gen)
+      for (size_t at = len; at < len + keep; at += len) {
+        auto [it, fresh] = a.pages.try_emplace(off + at);
+        if (!fresh) continue;
+        it->second.assign(r->data.begin() + long(at), r->data.begin() + long(at + len));
+        ahead_bytes_ += len;
+      }
+  }
+  if (a.inflight == 0 && a.pages.empty() && !st.ok()) ahead_.erase(ino);
+  return st;
+}
+
 Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
+  if (bio.op == vfs::Bio::Op::kRead && bio.data.size() <= proto::kMaxIo && !bio.data.empty())
+    return read_ahead(ino, bio);
+  if (bio.op == vfs::Bio::Op::kWrite) {
+    std::lock_guard l(mu_);
+    drop_ahead(ino);
+  }
   size_t at = 0;
   while (at < bio.data.size()) {
     size_t n = std::min<size_t>(bio.data.size() - at, proto::kMaxIo);
@@ -470,6 +689,10 @@ Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
       TRY(call(w));
       at += n;
     }
+  }
+  if (bio.op == vfs::Bio::Op::kWrite) {
+    std::lock_guard l(mu_);
+    drop_ahead(ino);
   }
   return Ok{};
 }

@@ -38,7 +38,9 @@ struct ClientStatus {
   uint64_t inodes = 0, ranges = 0;                 // states held
   uint64_t acquires_sent = 0, acquires_local = 0;  // asked the server / answered here
   uint64_t revokes = 0, revoke_errors = 0;
+  uint64_t revoke_passes = 0;  // revocations' extra passes (local reads in the window)
   uint64_t requests = 0;
+  uint64_t ahead_hits = 0;  // granules served from read-ahead
 };
 
 class ClusterFs;
