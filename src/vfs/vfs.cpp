@@ -611,6 +611,7 @@ CacheStats Vfs::stats() const {
   s.extents = c.extents.load();
   s.merges = c.merges.load();
   s.splits = c.splits.load();
+  s.writearounds = c.writearounds.load();
   return s;
 }
 

@@ -72,6 +72,7 @@ struct CacheStats {
   uint64_t writebacks = 0, evictions = 0;
   uint64_t extents = 0;             // cached ranges now
   uint64_t merges = 0, splits = 0;  // ranges grown into the next granule / cut in two
+  uint64_t writearounds = 0;        // small writes to uncached data sent straight through
 };
 
 // The kernel's caches above the VFS (the FUSE bridge's page cache, attribute and

@@ -12,7 +12,9 @@
 // max_ext_, instead of starting a new one, so sequential writes build a few large
 // extents; its buffer grows by doubling (one copy per doubling, never a zero-fill of
 // what the write overwrites). A read miss fetches the whole absent run it needs (up
-// to max_ext_) as one extent with one strategy call. cut() is the one place data
+// to max_ext_) as one extent with one strategy call; a small write into uncached old
+// data is written around the cache (straight to the filesystem) rather than fetching
+// the granules it lands in. cut() is the one place data
 // leaves the cache other than by whole extents: truncate, punch (fallocate) and a
 // coherent revocation cut a granule-aligned range out, splitting the extents that
 // cross its ends (the part outside is kept; a right part gets its own buffer).
@@ -427,9 +429,8 @@ Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> i
         uint64_t mend = p == exts_.end() ? 0 : std::min({up(end), limit, p->first + max_ext_});
         // Merge only where the write replaces every old byte of the granules it adds
         // (the rest of them must read as zeros).
-        if (p != exts_.end() && p->first + p->second.span == g &&
-            p->first + p->second.len == x && p->second.span < max_ext_ &&
-            std::min(end, mend) >= std::min(mend, size_)) {
+        if (p != exts_.end() && p->first + p->second.span == g && p->first + p->second.len == x &&
+            p->second.span < max_ext_ && std::min(end, mend) >= std::min(mend, size_)) {
           how = kMerge;
           s = p->first;
           span = mend - s;
@@ -444,6 +445,23 @@ Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> i
       }
       a = x - s;
       b = std::min(end, s + span) - s;
+    }
+    if (old && !coherent_ && !anonymous_ && 2 * (b - a) < span) {
+      // Write-around: a small write into uncached old data goes straight to the
+      // filesystem instead of fetching the granules around it (a read-modify-write
+      // many times its size). This write holds those granules whole, so no reader
+      // can be fetching them meanwhile; later reads fetch the new bytes.
+      Bio bio{Bio::Op::kWrite, x, {const_cast<std::byte*>(in.data()) + done, b - a}, 0};
+      Status st = fs_.strategy(ino_, bio);
+      if (!st.ok()) return partial(std::move(st).error());
+      done += b - a;
+      x = s + b;
+      cache_.writearounds.fetch_add(1, std::memory_order_relaxed);
+      std::lock_guard l(mu_);
+      size_ = std::max(size_, x);
+      mtime_ = now();
+      times_dirty_ = true;
+      continue;
     }
     // Reserve the bytes first: a failure leaves the cache as it was.
     bool reserved = anonymous_;

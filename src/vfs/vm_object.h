@@ -38,7 +38,8 @@ class Cache {
   const CacheConfig config;
   const uint64_t max_extent;
   std::atomic<uint64_t> bytes{0}, dirty_bytes{0}, extents{0};
-  std::atomic<uint64_t> hits{0}, misses{0}, writebacks{0}, evictions{0}, merges{0}, splits{0};
+  std::atomic<uint64_t> hits{0}, misses{0}, writebacks{0}, evictions{0}, merges{0}, splits{0},
+      writearounds{0};
   std::atomic<uint64_t> clock{0};  // ticks per use: an extent's last use, for eviction
   std::function<void()> kick;      // wakes the flusher; set once before any I/O
 
