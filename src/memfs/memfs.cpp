@@ -298,14 +298,15 @@ class MemFs final : public vfs::Filesystem {
       bio.done = 0;
       if (off >= n->attr.size) return {};
       len = std::min(len, n->attr.size - off);
-      std::memset(bio.data.data(), 0, len);
+      // Each byte is written once: copied from its chunk, or zeroed where a hole is.
       for (uint64_t p = off; p < off + len;) {
-        uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk);
+        uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk), k = 0;
         auto it = n->chunks.find(c);
         if (it != n->chunks.end() && p - c < it->second.size()) {
-          uint64_t k = std::min<uint64_t>(e - c, it->second.size()) - (p - c);
+          k = std::min<uint64_t>(e - c, it->second.size()) - (p - c);
           std::memcpy(bio.data.data() + (p - off), it->second.data() + (p - c), k);
         }
+        if (e - p > k) std::memset(bio.data.data() + (p - off) + k, 0, e - p - k);
         p = e;
       }
       bio.done = len;
