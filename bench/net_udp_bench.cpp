@@ -3,6 +3,12 @@
 //   net_udp_pps_64 / net_udp_pps_1400   datagrams/s counted by dfly's discard service
 //                                       (baseline: a Linux UDP socket reading with
 //                                       recvmmsg at the far end of a veth pair)
+//   net_udp_pps_64_2q / _1400_2q        multi-queue TAP: datagrams/s into a dfly stack
+//                                       with 2 CPUs, each reading its own TAP queue
+//                                       (IFF_MULTI_QUEUE), baseline the 1-queue 1-CPU
+//                                       stack, both from the same sender with 8 flows
+//                                       (8 sockets; the kernel spreads flows, not
+//                                       datagrams, over TAP queues)
 //   net_mallocs_per_packet              heap allocations in the whole process per
 //                                       datagram dfly received, over the measured
 //                                       windows (the sender loop allocates nothing)
@@ -11,9 +17,10 @@
 // starts, then forks a receiver child that unshares its own ("peer ns"): the veth
 // pair is created in the sender ns and its far end moved into the child's ns, so
 // datagrams really cross the veth (both ends in one namespace would route via lo).
-// Both namespaces, the TAP and the veth pair vanish with these two processes; the
+// Both namespaces, the TAPs and the veth pair vanish with these two processes; the
 // child also dies with its parent (PR_SET_PDEATHSIG). Addresses: TAP 198.18.0.1
-// (Linux) / 198.18.0.2 (dfly); veth 198.18.1.1 (sender ns) / 198.18.1.2 (peer ns).
+// (Linux) / 198.18.0.2 (dfly); veth 198.18.1.1 (sender ns) / 198.18.1.2 (peer ns);
+// the 2-queue TAP 198.18.2.1 (Linux) / 198.18.2.2 (dfly, its own lwkt::System).
 //
 // One run: a sender thread (created and its socket connected beforehand) blasts
 // sendmmsg batches of 64 datagrams to port 9 for kSeconds; the receiver's count is
@@ -60,6 +67,7 @@ constexpr int kReps = 3;
 constexpr int kBatch = 64;
 constexpr uint16_t kPort = 9;
 constexpr const char* kTap = "dflyudp0";
+constexpr const char* kTapMq = "dflyudp1";
 constexpr const char* kVethSender = "dflyvs0";
 constexpr const char* kVethPeer = "dflyvp0";
 
@@ -118,13 +126,18 @@ struct Shared {
 
 // A Linux UDP socket in the sender ns blasting sendmmsg batches of one payload size.
 // Everything it needs is set up before go; its loop makes system calls only.
+// With flows > 1 it has that many sockets (source ports) and sends each batch from
+// the next one.
 class Sender {
  public:
-  Sender(const char* dst, size_t payload) : payload_(payload, 'x') {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a = addr(dst, kPort);
-    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      die("sender socket");
+  Sender(const char* dst, size_t payload, int flows = 1) : payload_(payload, 'x') {
+    for (int i = 0; i < flows; i++) {
+      int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in a = addr(dst, kPort);
+      if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+        die("sender socket");
+      fds_.push_back(fd);
+    }
     iov_ = {payload_.data(), payload_.size()};
     for (auto& m : msgs_) {
       m = {};
@@ -137,7 +150,7 @@ class Sender {
     stop_.store(true);
     go();
     thread_.join();
-    ::close(fd_);
+    for (int fd : fds_) ::close(fd);
   }
   void go() {
     go_.store(true);
@@ -150,14 +163,17 @@ class Sender {
     return sent_;
   }
   // One datagram, outside the blast (warm-up: ARP resolution).
-  void one() { (void)::send(fd_, payload_.data(), payload_.size(), 0); }
+  void one() {
+    for (int fd : fds_) (void)::send(fd, payload_.data(), payload_.size(), 0);
+  }
 
  private:
   void loop() {
     go_.wait(false);
     uint64_t sent = 0;
+    size_t next = 0;
     while (!stop_.load(std::memory_order_relaxed)) {
-      int n = ::sendmmsg(fd_, msgs_, kBatch, 0);
+      int n = ::sendmmsg(fds_[next++ % fds_.size()], msgs_, kBatch, 0);
       if (n > 0)
         sent += uint64_t(n);
       else
@@ -168,7 +184,7 @@ class Sender {
   }
 
   std::string payload_;
-  int fd_ = -1;
+  std::vector<int> fds_;
   iovec iov_{};
   mmsghdr msgs_[kBatch];
   std::atomic<bool> go_{false}, stop_{false}, done_{false};
@@ -184,8 +200,9 @@ struct RunResult {
 };
 
 // One measured window; count() reads the receiver's datagram counter.
-RunResult measure(const char* dst, size_t payload, const std::function<uint64_t()>& count) {
-  Sender s(dst, payload);
+RunResult measure(const char* dst, size_t payload, const std::function<uint64_t()>& count,
+                  int flows = 1) {
+  Sender s(dst, payload, flows);
   uint64_t c0 = count();
   uint64_t a0 = heap_allocations();
   auto t0 = Clock::now();
@@ -208,8 +225,9 @@ RunResult measure(const char* dst, size_t payload, const std::function<uint64_t(
 }
 
 // Sends single datagrams until the receiver counts one (ARP resolved, path up).
-void warm_up(const char* dst, const std::function<uint64_t()>& count, const char* what) {
-  Sender s(dst, 64);
+void warm_up(const char* dst, const std::function<uint64_t()>& count, const char* what,
+             int flows = 1) {
+  Sender s(dst, 64, flows);
   uint64_t c0 = count();
   for (int i = 0; i < 300 && count() == c0; ++i) {
     s.one();
@@ -273,10 +291,30 @@ int main() {
   if (!discard.ok()) die(discard.error().to_string());
   sh(std::string("ip addr add 198.18.0.1/24 dev ") + kTap);
 
+  // The multi-queue stack: 2 TAP queues, queue i served by CPU i, both protocol CPUs.
+  auto mq_taps = net::TapDevice::open_queues({.name = kTapMq}, 2);
+  if (!mq_taps.ok()) die(mq_taps.error().to_string());
+  lwkt::SystemOptions so2;
+  so2.ncpus = 2;
+  auto sys2 = lwkt::System::start(so2);
+  if (!sys2.ok()) die(sys2.error().to_string());
+  net::ip::InterfaceConfig cfg2;
+  cfg2.addr = net::wire::Ipv4Cidr::parse("198.18.2.2/24").value();
+  std::vector<net::ip::InterfaceQueue> mq;
+  for (int q = 0; q < 2; q++) mq.push_back({&(*sys2)->cpu(q), (*mq_taps)[size_t(q)].get()});
+  auto ifp2 = net::ip::Interface::start(mq, **pool, cfg2);
+  if (!ifp2.ok()) die(ifp2.error().to_string());
+  auto discard2 = net::ip::UdpService::discard(**ifp2);
+  if (!discard2.ok()) die(discard2.error().to_string());
+  sh(std::string("ip addr add 198.18.2.1/24 dev ") + kTapMq);
+  constexpr int kFlows = 8;
+
   auto dfly_count = [&] { return (*discard)->datagrams(); };
   auto veth_count = [&] { return shm->datagrams.load(std::memory_order_relaxed); };
   warm_up("198.18.0.2", dfly_count, "dfly");
   warm_up("198.18.1.2", veth_count, "veth");
+  auto mq_count = [&] { return (*discard2)->datagrams(); };
+  warm_up("198.18.2.2", mq_count, "dfly 2 queues", kFlows);
 
   uint64_t dfly_received = 0, dfly_allocs = 0;
   for (size_t size : {size_t{64}, size_t{1400}}) {
@@ -284,6 +322,11 @@ int main() {
     for (auto [dst, count] : {std::pair{"198.18.0.2", std::function<uint64_t()>(dfly_count)},
                               std::pair{"198.18.1.2", std::function<uint64_t()>(veth_count)}}) {
       Sender s(dst, size);
+      s.go();
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    for (const char* dst : {"198.18.0.2", "198.18.2.2"}) {  // and with 8 flows
+      Sender s(dst, size, kFlows);
       s.go();
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }
@@ -304,7 +347,29 @@ int main() {
     std::string base = "linux_veth_udp_" + std::to_string(size);
     bench::report(name.c_str(), bench::median(d), "datagrams/s", base.c_str(), bench::median(v),
                   bench::Better::kHigher);
+
+    // Multi-queue: the same 8-flow sender into the 1-queue and the 2-queue stack.
+    std::vector<double> one_q, two_q;
+    for (int rep = 0; rep < kReps; ++rep) {
+      RunResult r1 = measure("198.18.0.2", size, dfly_count, kFlows);
+      RunResult r2 = measure("198.18.2.2", size, mq_count, kFlows);
+      dfly_received += r1.received + r2.received;
+      dfly_allocs += r1.allocs + r2.allocs;
+      one_q.push_back(r1.pps);
+      two_q.push_back(r2.pps);
+      std::printf(
+          "# %zu B, %d flows, run %d: 1 queue %.0f/s (sent %lu, %lu allocs); 2 queues %.0f/s "
+          "(sent %lu, %lu allocs)\n",
+          size, kFlows, rep + 1, r1.pps, r1.sent, r1.allocs, r2.pps, r2.sent, r2.allocs);
+    }
+    std::string mq_name = name + "_2q", mq_base = name + "_1q";
+    bench::report(mq_name.c_str(), bench::median(two_q), "datagrams/s", mq_base.c_str(),
+                  bench::median(one_q), bench::Better::kHigher);
   }
+  for (auto& q : (*ifp2)->counters_by_queue())
+    std::printf("# 2-queue stack, queue %zu (cpu %d): rx_frames %lu, handoffs_in %lu\n", q.queue,
+                q.cpu, q.link[net::ip::IfCounter::kRxFrames],
+                q.link[net::ip::IfCounter::kHandoffsIn]);
   net::ip::IfCounters ic = (*ifp)->counters();
   net::DevCounters dc = (*tap)->counters();
   std::printf("# dfly totals: tap rx_frames %lu; interface drops:", dc.rx_frames);
@@ -325,9 +390,13 @@ int main() {
       a, a == 0 ? "1.000" : "0.000");
 
   discard->reset();
+  discard2->reset();
   (*ifp)->stop();
   ifp->reset();
+  (*ifp2)->stop();
+  ifp2->reset();
   (*sys)->stop();
+  (*sys2)->stop();
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   return 0;
