@@ -402,7 +402,8 @@ Result<size_t> VmObject::read(uint64_t off, std::span<std::byte> out) {
   return static_cast<size_t>(end - off);
 }
 
-Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> in) {
+Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> in,
+                                      ccms::Range held) {
   const uint64_t end = off + in.size();
   size_t done = 0;
   auto partial = [&](Error e) -> Result<size_t> {
@@ -429,8 +430,11 @@ Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> i
         uint64_t mend = p == exts_.end() ? 0 : std::min({up(end), limit, p->first + max_ext_});
         // Merge only where the write replaces every old byte of the granules it adds
         // (the rest of them must read as zeros).
-        if (p != exts_.end() && p->first + p->second.span == g && p->first + p->second.len == x &&
-            p->second.span < max_ext_ && std::min(end, mend) >= std::min(mend, size_)) {
+        // And only into an extent this write holds whole: another writer may be
+        // filling one outside its lock.
+        if (p != exts_.end() && p->first >= held.beg && p->first + p->second.span == g &&
+            p->first + p->second.len == x && p->second.span < max_ext_ &&
+            std::min(end, mend) >= std::min(mend, size_)) {
           how = kMerge;
           s = p->first;
           span = mend - s;
@@ -563,7 +567,7 @@ Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool
         continue;  // extents changed between the peek and the lock: lock them whole
       }
     }
-    auto n = write_locked(off, in);
+    auto n = write_locked(off, in, r);
     if (!n.ok()) return n;
     ds_.mark_modified(h.lk);
     if (coherent_ && ha.lk.mode() == ccms::Mode::kExclusive) ds_.mark_modified(ha.lk);

@@ -152,8 +152,8 @@ class VmObject : private ccms::Owner {
   // and inserts it as extents where still absent. Caller holds a lock meeting every
   // granule of it. false: the filesystem holds no data there (reads as zeros).
   Result<bool> fetch(uint64_t beg, uint64_t end);
-  Result<size_t> write_locked(uint64_t off,
-                              std::span<const std::byte> in);  // caller holds the lock (write())
+  // The write itself; the caller holds `held` exclusively (write()).
+  Result<size_t> write_locked(uint64_t off, std::span<const std::byte> in, ccms::Range held);
   // Writes back the extent at start if dirty. Caller holds all of it (shared or more).
   Status write_back(uint64_t start);
   Status flush_extent(uint64_t start);  // takes the lock, then write_back
