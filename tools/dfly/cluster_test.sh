@@ -11,8 +11,9 @@
 #     two non-coherent mounts (two dfly hostfs mounts of one directory) are caught;
 #   - git commits on one mount, fsck/log/clone on another; sqlite3 from two mounts in
 #     turn; a follower on one mount sees every line appended on another, in order;
-#   - B's kernel page cache and its shared read-only mapping see every write made on A
-#     (and through B's other descriptors) at once;
+#   - a fourth mount with --kernel-cache joins the checker; its kernel page cache and a
+#     shared read-only mapping see every write made on A (and through its own other
+#     descriptors) at once;
 #   - kill -9 of a client holding MODIFIED data: the others proceed after its lease
 #     and its fsynced data survives; kill -9 and restart of the server: clients
 #     reconnect and see the data on disk;
@@ -69,7 +70,8 @@ mount_at() {  # name [extra args]: mounts the memfs export at $tmp/<name>
 mount_at a
 mount_at b
 mount_at c
-A=$tmp/a B=$tmp/b C=$tmp/c
+mount_at k --kernel-cache   # the kernel page cache for read-only opens
+A=$tmp/a B=$tmp/b C=$tmp/c K=$tmp/k
 
 mkdir -p "$tmp/refused"
 if "$dfly" mount "127.0.0.1:$port" "$tmp/refused" --secret-file "$tmp/wrong" 2>"$tmp/refused.err"; then
@@ -140,7 +142,7 @@ sys.exit(1 if bad else 0)
 PY
 echo "ok: ping-pong: 300 writes/truncates on A, each seen at once by B (content and size)"
 
-"$checker" --mount "$A" --mount "$B" --mount "$C" --procs-per-mount 2 --ops 700 --seed 11 \
+"$checker" --mount "$A" --mount "$B" --mount "$C" --mount "$K" --procs-per-mount 2 --ops 700 --seed 11 \
   >"$tmp/check.out" 2>&1 || fail "coherence: $(head -c 3000 "$tmp/check.out")"
 grep -q " linearizable " "$tmp/check.out" || fail "coherence: $(cat "$tmp/check.out")"
 echo "ok: $(head -1 "$tmp/check.out")"
@@ -218,10 +220,10 @@ if seen != want:
 PY
 echo "ok: a follower on B saw every line appended on A, in order"
 
-# The kernel page cache on client mounts (read-only opens) and shared mappings: B's
-# cached pages and its existing MAP_SHARED mapping see every write another mount
-# (or B itself, through another descriptor) made before, as soon as it returned.
-python3 - "$A" "$B" <<'PY' || fail "page cache / mmap coherence"
+# The kernel page cache on a client mount (--kernel-cache: read-only opens) and shared
+# mappings: K's cached pages and its existing MAP_SHARED mapping see every write another
+# mount (or K itself, through another descriptor) made before, as soon as it returned.
+python3 - "$A" "$K" <<'PY' || fail "page cache / mmap coherence"
 import errno, mmap, os, random, sys
 a, b = sys.argv[1], sys.argv[2]
 size = 256 << 10
@@ -259,7 +261,7 @@ except OSError as e:
     assert e.errno == errno.ENODEV, e
 m.close()
 PY
-echo "ok: page cache and a shared read mapping on B see 200 writes from A and from B itself at once"
+echo "ok: --kernel-cache: page cache and a shared read mapping on K see 200 writes from A and from K itself at once"
 
 "$dfly" cluster status --control "$tmp/serve.sock" --control "$tmp/ma.sock" --json >"$tmp/status.json" ||
   fail "cluster status"

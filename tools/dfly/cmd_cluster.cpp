@@ -43,6 +43,7 @@ struct ClusterOptions {
   uint64_t size = 1ull << 30;
   std::string target, mountpoint, tls_ca, tls_pin;
   bool tls = false;
+  bool kernel_cache = false;
   uint64_t cache = 256ull << 20;
   unsigned threads = 8;
   std::vector<std::string> controls;
@@ -268,6 +269,7 @@ int run_mount(const ClusterOptions& o) {
   cfg.path = path;
   cfg.transport.secret = *secret;
   cfg.transport.name = "dfly-mount";
+  cfg.kernel_cache = o.kernel_cache;
   cfg.transport.tls.enabled = o.tls || !o.tls_ca.empty() || !o.tls_pin.empty();
   cfg.transport.tls.ca_file = o.tls_ca;
   cfg.transport.tls.pinned_cert_file = o.tls_pin;
@@ -429,6 +431,8 @@ void add_cluster(CLI::App& app, Action& action) {
   mount->add_option("MOUNTPOINT", o->mountpoint, "an existing directory")->required();
   mount->add_option("--secret-file", o->secret_file, "the server's shared secret")->required();
   mount->add_flag("--tls", o->tls, "connect with TLS 1.3");
+  mount->add_flag("--kernel-cache", o->kernel_cache,
+                  "experimental: the kernel page cache for read-only opens (see README)");
   mount->add_option("--tls-ca", o->tls_ca, "verify the server against these CA certificates (PEM)");
   mount->add_option("--tls-pin", o->tls_pin, "accept exactly this server certificate (PEM)");
   mount->add_option("--cache", o->cache, "buffer cache limit (default 256M)")

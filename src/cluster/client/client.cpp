@@ -11,8 +11,9 @@
 //     token traffic. Otherwise it sends ACQUIRE.
 //   - A REVOKE push lowers the VFS's cache (CacheControl::lower: write back MODIFIED
 //     pages, drop pages, have the kernel drop its page cache through FUSE notify),
-//     then held_, then acknowledges. The kernel caches file data (cache_policy) only
-//     while the VFS holds a state, so an ack means no stale page is left anywhere.
+//     then held_, then acknowledges. With ClientConfig::kernel_cache the kernel
+//     caches file data of read-only opens (cache_policy) only while the VFS holds a
+//     state, so an ack means no stale page is left anywhere.
 //   - The revocation window. The kernel's invalidation waits for pages locked by its
 //     READs in flight, and such a READ may need a state: were it to ask the server,
 //     which waits for our ack, nothing would move until the revoke deadline. So held_
@@ -203,7 +204,8 @@ class ClusterFs final : public vfs::Filesystem {
     // it is acknowledged. Opens for writing use direct I/O: a kernel write-through
     // holds its pages locked while we may wait for the server, which may wait for our
     // ack of a revocation that must drop those very pages.
-    vfs::CachePolicy p{0.0, 0.0, true};
+    // Off unless configured (ClientConfig::kernel_cache says why).
+    vfs::CachePolicy p{0.0, 0.0, cfg_.kernel_cache};
     p.direct_io_writers = true;
     return p;
   }

@@ -28,6 +28,12 @@ struct ClientConfig {
   // After the connection drops: how long to keep trying to reconnect before calls
   // fail (they fail with ENOTCONN while disconnected either way).
   uint32_t reconnect_max_ms = 2000;
+  // Let the kernel cache file data for read-only opens (cache_policy). Experimental:
+  // a kernel READ spanning pages this client holds and pages it must ask the server
+  // for can stall a revocation of the held ones until its deadline (the client is
+  // then fenced and reconnects), since the kernel's invalidation waits for that
+  // READ's locked pages. Off: direct I/O, every read reaches the VFS's cache.
+  bool kernel_cache = false;
 };
 
 struct ClientStatus {
