@@ -9,6 +9,7 @@
 #                              fio (1 MiB sequential, 4 KiB random) on a dfly mount of a
 #                              directory export vs sshfs of the same directory through
 #                              an sshd this script starts on 127.0.0.1; cold caches.
+#   cluster_{seq,rand}_read_kcache_vs_sshfs  the same reads on a `--kernel-cache` mount
 # The kernel NFS server comparison needs nfsd, which this kernel lacks: when
 # /proc/filesystems has no nfsd the _vs_nfs figures are not printed (said on stderr).
 # Needs root and /dev/fuse; uses the dfly CLI in the build directory above this one.
@@ -129,7 +130,7 @@ for t in sshfs sshd fio ssh-keygen; do
   command -v "$t" >/dev/null || { echo "cluster_bench: $t missing: no _vs_sshfs figures" >&2; exit 0; }
 done
 # A directory export and the same directory over sshfs.
-mkdir -p "$tmp/export" "$tmp/mdir" "$tmp/msshfs" /run/sshd
+mkdir -p "$tmp/export" "$tmp/mdir" "$tmp/mkc" "$tmp/msshfs" /run/sshd
 port2=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 "$dfly" serve "$tmp/export" --listen "127.0.0.1:$port2" --secret-file "$tmp/secret" \
   --control "$tmp/serve2.sock" >"$tmp/serve2.log" 2>&1 &
@@ -145,18 +146,24 @@ chmod 600 "$tmp/authorized_keys"
   -o PidFile=none -o "Subsystem=sftp internal-sftp" >"$tmp/sshd.log" 2>&1 &
 pids+=($!)
 sleep 0.5
-mount_dfly() {
+mount_dfly() {  # the default mount at mdir, and one with --kernel-cache at mkc
   "$dfly" mount "127.0.0.1:$port2" "$tmp/mdir" --secret-file "$tmp/secret" --cache 1G \
     --control "$tmp/mdir.sock" >"$tmp/mdir.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 100); do mountpoint -q "$tmp/mdir" && break; sleep 0.1; done
+  "$dfly" mount "127.0.0.1:$port2" "$tmp/mkc" --secret-file "$tmp/secret" --cache 1G \
+    --kernel-cache --control "$tmp/mkc.sock" >"$tmp/mkc.log" 2>&1 &
+  pids+=($!)
+  for m in mdir mkc; do
+    for _ in $(seq 100); do mountpoint -q "$tmp/$m" && break; sleep 0.1; done
+  done
 }
 mount_sshfs() {
   sshfs -p "$sport" -o IdentityFile="$tmp/id",StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null \
     root@127.0.0.1:"$tmp/export" "$tmp/msshfs" || return 1
 }
 remount() {
-  fusermount3 -u "$tmp/mdir" 2>/dev/null; fusermount3 -u "$tmp/msshfs" 2>/dev/null
+  fusermount3 -u "$tmp/mdir" 2>/dev/null; fusermount3 -u "$tmp/mkc" 2>/dev/null
+  fusermount3 -u "$tmp/msshfs" 2>/dev/null
   sleep 0.3
   sync; echo 3 >/proc/sys/vm/drop_caches
   mount_dfly
@@ -175,8 +182,12 @@ remount
 r_dfly=$(fio_bw "$tmp/mdir" read 1m seqd 1)
 r_ssh=$(fio_bw "$tmp/msshfs" read 1m seqs 1)
 remount
+r_kc=$(fio_bw "$tmp/mkc" read 1m seqd 1)
+remount
 rr_dfly=$(fio_bw "$tmp/mdir" randread 4k seqd 1)
 rr_ssh=$(fio_bw "$tmp/msshfs" randread 4k seqs 1)
+remount
+rr_kc=$(fio_bw "$tmp/mkc" randread 4k seqd 1)
 line() {  # name dfly base unit
   python3 -c "import sys;n,d,b,u=sys.argv[1:];d=float(d)/1024;b=float(b)/1024
 print(f'dfly-bench name={n} value={d:.1f} unit={u} baseline=sshfs baseline_value={b:.1f} ratio={d/b if b else 0:.2f}')" "$@"
@@ -184,3 +195,6 @@ print(f'dfly-bench name={n} value={d:.1f} unit={u} baseline=sshfs baseline_value
 line cluster_seq_write_vs_sshfs "$w_dfly" "$w_ssh" MiB/s
 line cluster_seq_read_vs_sshfs "$r_dfly" "$r_ssh" MiB/s
 line cluster_rand_read_vs_sshfs "$rr_dfly" "$rr_ssh" MiB/s
+# The same reads on a --kernel-cache mount (opt-in: read-only opens use the page cache).
+line cluster_seq_read_kcache_vs_sshfs "$r_kc" "$r_ssh" MiB/s
+line cluster_rand_read_kcache_vs_sshfs "$rr_kc" "$rr_ssh" MiB/s
