@@ -3,7 +3,8 @@
 #   cp -a + diff -r of a /usr/share/doc subset; rsync -a round trip; tar create and
 #   extract; git init/add/commit/clone/fsck; sqlite3 with 3000 transactions and
 #   PRAGMA integrity_check; fio --verify=crc32c with 4 jobs on one file; stress-ng
-#   filesystem stressors for 8 s; dfly_fsx (random I/O and mmap vs a model);
+#   filesystem stressors for 8 s; dfly_fsx (random I/O and mmap vs a model, also
+#   under a 1 MiB buffer cache);
 #   dfly_posix_check (errnos, O_APPEND/O_TRUNC/O_EXCL/O_DIRECT, unlink of open
 #   files, renames, nlink/ctime, permissions as root and as nobody); ENOSPC at
 #   --size; clean unmount on SIGINT; -d/--daemon.
@@ -20,8 +21,9 @@ chmod 755 "$tmp"
 mnt="$tmp/mnt"
 small="$tmp/small"
 daemon_mnt="$tmp/daemon"
-mkdir -p "$mnt" "$small" "$daemon_mnt"
-mounts=("$mnt" "$small" "$daemon_mnt")
+tiny="$tmp/tiny"
+mkdir -p "$mnt" "$small" "$daemon_mnt" "$tiny"
+mounts=("$mnt" "$small" "$daemon_mnt" "$tiny")
 
 "$dfly" memfs mount "$mnt" --size 1G 2>"$tmp/mount.err" &
 pid=$!
@@ -102,6 +104,16 @@ T "$fsx" "$mnt/fsx1" --ops 3000 --seed 1 >"$tmp/fsx1.err" 2>&1 &
 f1=$!
 T "$fsx" "$mnt/fsx2" --ops 3000 --seed 2 >"$tmp/fsx2.err" 2>&1 || fail "fsx seed 2"
 wait "$f1" || fail "fsx seed 1"
+
+step "fsx under a 1 MiB cache: ranges evicted, split and merged all the time"
+"$dfly" memfs mount "$tiny" --size 64M --cache 1M 2>"$tmp/tiny.err" &
+pids+=($!)
+wait_mount "$tiny" || fail "tiny-cache mount never appeared"
+T "$fsx" "$tiny/fsx3" --ops 3000 --seed 3 --max-size 4194304 >"$tmp/fsx3.err" 2>&1 &
+f3=$!
+T "$fsx" "$tiny/fsx4" --ops 3000 --seed 4 --max-size 4194304 >"$tmp/fsx4.err" 2>&1 || fail "fsx seed 4 (1M cache)"
+wait "$f3" || fail "fsx seed 3 (1M cache)"
+fusermount3 -u "$tiny" || fail "fusermount3 -u of the tiny-cache mount"
 
 step "POSIX semantics and errnos"
 mkdir "$mnt/posix" && chmod 755 "$mnt/posix"
