@@ -14,7 +14,8 @@
 //     then held_, then acknowledges. With ClientConfig::kernel_cache the kernel
 //     caches file data of read-only opens (cache_policy) only while the VFS holds a
 //     state, so an ack means no stale page is left anywhere.
-//   - The revocation window. The kernel's invalidation waits for pages locked by its
+//   - The revocation window (kernel_cache only; without it held_ is lowered first
+//     and the VFS once). The kernel's invalidation waits for pages locked by its
 //     READs in flight, and such a READ may need a state: were it to ask the server,
 //     which waits for our ack, nothing would move until the revoke deadline. So held_
 //     keeps what is being revoked until the end: acquire() answers from it locally
@@ -485,6 +486,15 @@ Status ClusterFs::revoke(vfs::Ino ino, Range r, State to) {
       }
     if (a.empty()) revoking_.erase(w);
   };
+  if (!cfg_.kernel_cache) {
+    // No kernel pages to wait for: no window. Stop answering locally first, so one
+    // pass of lowering is enough (a read meanwhile waits for the server).
+    {
+      std::lock_guard l(mu_);
+      finish();
+    }
+    return lower_parts();
+  }
   Status st = Ok{};
   for (int pass = 0; pass < kRevokePasses; pass++) {
     uint64_t seen;
