@@ -2,7 +2,7 @@
 # dfly's stack on a multi-queue TAP against the Linux kernel, in a network namespace
 # made for this test (it and its TAP vanish with the last process in it, even on
 # failure):
-#   `dfly stack run --cpus 2 --echo --discard` on TAP dmq0 (198.18.3.2/24) opens two
+#   `dfly stack run --cpus 2 --queues 2 --echo --discard` on TAP dmq0 (198.18.3.2/24) opens two
 #   queues (IFF_MULTI_QUEUE), queue i served by CPU i. Linux (198.18.3.1) pings it,
 #   then sends UDP from 64 source ports (64 flows: the kernel spreads them over the
 #   queues by its flow hash, dfly over its protocol CPUs by Toeplitz) to echo, every
@@ -26,7 +26,7 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "
 trap cleanup EXIT
 ip link set lo up
 
-"$dfly" stack run --tap dmq0 --addr 198.18.3.2/24 --cpus 2 --seconds 100 --echo --discard \
+"$dfly" stack run --tap dmq0 --addr 198.18.3.2/24 --cpus 2 --queues 2 --seconds 100 --echo --discard \
   --control "$tmp/ctl.sock" >"$tmp/run.out" 2>"$tmp/run.err" &
 pid=$!
 wait_link dmq0 || fail "dmq0 never appeared"
