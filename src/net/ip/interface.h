@@ -19,6 +19,13 @@
 // link on the producing CPU (no hand-off when the protocol CPUs are the queue
 // CPUs); a CPU with no link of this interface uses link (cpu id mod n), fixed per
 // CPU, so a flow's packets never overtake each other.
+// Order on input is not kept across queues: a flow whose packets arrive on two
+// queues (Linux's TAP steers a new flow's first packets by its own hash, later
+// ones to the queue dfly last wrote the flow on) may be reordered on its CPU, a
+// packet from the other queue arriving as a message after later ones read from
+// the owner's own queue. TCP recovers, at a cost (resets of half-open
+// connections, retransmissions); steering by owner in the kernel (a
+// TUNSETSTEERINGEBPF program computing this Toeplitz hash) would avoid it.
 // ARP: every link has its own ArpCache replica (its callouts on its own CPU). An
 // ARP packet received on one link is merged there and then shared: a small pool
 // mbuf carrying (ip, mac, create) visits every other link's CPU in turn as its
