@@ -50,6 +50,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -194,7 +195,11 @@ class ClusterFs final : public vfs::Filesystem {
   }
 
   bool coherent() const override { return true; }
-  void attach(vfs::CacheControl* cc) override { cc_ = cc; }
+  void attach(vfs::CacheControl* cc) override {
+    // The Vfs detaches before it dies: wait for revocations using it (filesystem.h).
+    std::unique_lock l(cc_mu_);
+    cc_ = cc;
+  }
   void acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
                std::function<void(Result<ccms::State>)> done) override;
   void drop_states(vfs::Ino ino) override;
@@ -253,6 +258,7 @@ class ClusterFs final : public vfs::Filesystem {
   };
 
   const ClientConfig cfg_;
+  std::shared_mutex cc_mu_;  // shared while a CacheControl call runs; exclusive in attach
   vfs::CacheControl* cc_ = nullptr;
   vfs::Ino root_ = 0;
 
@@ -357,7 +363,8 @@ void ClusterFs::drop_everything() {
   }
   // With no connection every write-back fails at once: unsynced data is dropped.
   for (auto& [ino, m] : held)
-    if (cc_) cc_->lower(ino, ccms::Range::all(), ccms::State::kInvalid).ignore_error_on_purpose();
+    if (std::shared_lock c(cc_mu_); cc_)
+      cc_->lower(ino, ccms::Range::all(), ccms::State::kInvalid).ignore_error_on_purpose();
 }
 
 void ClusterFs::housekeeping() {
@@ -428,11 +435,11 @@ void ClusterFs::on_push(transport::Incoming in) {
     return in.reply(proto::RevokeAck{rv->to});
   }
   if (auto* ie = std::get_if<proto::InvalEntry>(&*req)) {
-    if (cc_) cc_->invalidate_entry(ie->dir, std::string_view(ie->name));
+    if (std::shared_lock c(cc_mu_); cc_) cc_->invalidate_entry(ie->dir, std::string_view(ie->name));
     return in.reply(proto::Empty{});
   }
   if (auto* ia = std::get_if<proto::InvalAttr>(&*req)) {
-    if (cc_) cc_->invalidate_attr(ia->ino);
+    if (std::shared_lock c(cc_mu_); cc_) cc_->invalidate_attr(ia->ino);
     return in.reply(proto::Empty{});
   }
   if (auto* ln = std::get_if<proto::LeaseNotice>(&*req)) {
@@ -466,6 +473,7 @@ Status ClusterFs::revoke(vfs::Ino ino, Range r, State to) {
   auto lower_parts = [&] {
     Status st = Ok{};
     for (const auto& p : parts) {
+      std::shared_lock c(cc_mu_);
       Status s = cc_ ? cc_->lower(ino, p, to) : Status(Ok{});
       if (!s.ok() && st.ok()) st = std::move(s);
     }
