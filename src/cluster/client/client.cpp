@@ -281,6 +281,7 @@ class ClusterFs final : public vfs::Filesystem {
   uint32_t lease_ms_ = 0;
   Clock::time_point last_heard_;
   bool stopping_ = false;
+  int close_pending_ = 0;  // installed connections whose close handler has not run
   std::condition_variable cv_;
   ClientStatus counts_;
   std::atomic<uint64_t> requests_{0};
@@ -302,9 +303,15 @@ void ClusterFs::install(std::shared_ptr<transport::Connection> c) {
     lease_ms_ = c->session().lease_ms;
     last_heard_ = Clock::now();
   }
+  {
+    std::lock_guard l(mu_);
+    close_pending_++;  // the close handler below runs exactly once
+  }
   c->start([this](transport::Incoming in) { on_push(std::move(in)); },
            [this, weak](const Error& e) {
              if (auto c = weak.lock()) on_lost(c, e.to_string());
+             std::lock_guard l(mu_);
+             if (--close_pending_ == 0) cv_.notify_all();
            });
 }
 
@@ -340,6 +347,10 @@ ClusterFs::~ClusterFs() {
   cv_.notify_all();
   if (housekeeper_.joinable()) housekeeper_.join();
   if (c) c->close("unmounted");
+  // Close handlers run on pool threads and use this object: wait for them (bounded,
+  // should a transport never call one).
+  std::unique_lock l(mu_);
+  cv_.wait_for(l, std::chrono::seconds(10), [&] { return close_pending_ == 0; });
 }
 
 // The connection is gone: so is every state of the session. Drop the cache at once
