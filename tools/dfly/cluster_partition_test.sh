@@ -27,6 +27,8 @@ cleanup() {
   for m in "$tmp/a" "$tmp/b"; do fusermount3 -u -z "$m" 2>/dev/null; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
+  # Whatever still runs in srv (a process that missed its signal) goes too.
+  ip netns pids srv 2>/dev/null | xargs -r kill -9 2>/dev/null
   ip netns del srv 2>/dev/null
   rm -rf "$tmp"
 }
@@ -40,6 +42,9 @@ wait_mounted() {
   for _ in $(seq 100); do mountpoint -q "$1" && return 0; sleep 0.1; done
   return 1
 }
+# Background processes in srv are started with nsenter itself (it execs the command,
+# so $! is the process to stop), never through this function: a backgrounded
+# function is a subshell, and killing it would orphan the dfly process inside.
 in_srv() { nsenter --net=/run/netns/srv "$@"; }
 
 ip link set lo up
@@ -52,7 +57,7 @@ in_srv ip link set lo up
 in_srv ip addr add 198.18.30.2/24 dev vs
 in_srv ip link set vs up
 head -c 32 /dev/urandom | base64 >"$tmp/secret"
-in_srv "$dfly" serve memfs --listen 198.18.30.2:7400 --secret-file "$tmp/secret" --lease-ms 2000 \
+nsenter --net=/run/netns/srv "$dfly" serve memfs --listen 198.18.30.2:7400 --secret-file "$tmp/secret" --lease-ms 2000 \
   --control "$tmp/serve.sock" >"$tmp/serve.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do [ -S "$tmp/serve.sock" ] && break; sleep 0.1; done
@@ -60,7 +65,7 @@ mkdir -p "$tmp/a" "$tmp/b"
 "$dfly" mount 198.18.30.2:7400 "$tmp/a" --secret-file "$tmp/secret" --control "$tmp/ma.sock" \
   >"$tmp/ma.log" 2>&1 &
 pids+=($!)
-in_srv "$dfly" mount 198.18.30.2:7400 "$tmp/b" --secret-file "$tmp/secret" --control "$tmp/mb.sock" \
+nsenter --net=/run/netns/srv "$dfly" mount 198.18.30.2:7400 "$tmp/b" --secret-file "$tmp/secret" --control "$tmp/mb.sock" \
   >"$tmp/mb.log" 2>&1 &
 pids+=($!)
 wait_mounted "$tmp/a" || fail "mount A"
