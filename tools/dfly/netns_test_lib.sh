@@ -1,7 +1,7 @@
 # Helpers shared by the tests that run dfly's stack against the Linux kernel in a
 # network namespace of their own (stack_test.sh, router_test.sh, tcp_test.sh).
 # Outside the namespace: need_root_tun. Inside (the script's INNER part sources this
-# file again): fail and wait_link; they expect $tmp (the test's scratch directory).
+# file again): netns_begin, fail and wait_link.
 
 # Exit 77 (skipped) unless we can make TAP devices and namespaces.
 need_root_tun() {
@@ -25,4 +25,19 @@ wait_link() {
     sleep 0.05
   done
   return 1
+}
+
+# Inside: makes $tmp (the test's scratch directory) and $pid (the dfly process a
+# step is running, or empty), brings loopback up, and on exit, whatever happens,
+# stops $pid and removes $tmp.
+netns_begin() {
+  tmp=$(mktemp -d)
+  pid=""
+  trap netns_end EXIT
+  ip link set lo up
+}
+netns_end() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  wait 2>/dev/null
+  rm -rf "$tmp"
 }

@@ -19,12 +19,8 @@ command -v python3 >/dev/null || { echo "skipped: needs python3"; exit 77; }
 exec timeout 150 unshare --net --fork --kill-child bash -s "$dfly" "$lib" <<'INNER'
 set -u
 dfly="$1"
-. "$2"  # fail, wait_link
-tmp=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-ip link set lo up
+. "$2"  # netns_begin, fail, wait_link
+netns_begin
 
 "$dfly" stack run --tap dmq0 --addr 198.18.3.2/24 --cpus 2 --queues 2 --seconds 100 --echo --discard \
   --control "$tmp/ctl.sock" >"$tmp/run.out" 2>"$tmp/run.err" &

@@ -16,12 +16,8 @@ need_root_tun
 exec timeout 120 unshare --net --fork --kill-child bash -s "$dfly" "$lib" <<'INNER'
 set -u
 dfly="$1"
-. "$2"  # fail, wait_link
-tmp=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-ip link set lo up
+. "$2"  # netns_begin, fail, wait_link
+netns_begin
 
 "$dfly" stack run --tap dfly0 --addr 198.18.0.2/24 --seconds 60 --json --pcap "$tmp/run.pcap" \
   >"$tmp/run.json" 2>"$tmp/run.err" &

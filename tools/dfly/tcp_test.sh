@@ -20,12 +20,8 @@ done
 exec timeout 240 unshare --net --fork --kill-child bash -s "$dfly" "$lib" <<'INNER'
 set -u
 dfly="$1"
-. "$2"  # fail, wait_link
-tmp=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-ip link set lo up
+. "$2"  # netns_begin, fail, wait_link
+netns_begin
 mkdir -p "$tmp/www/sub"
 : >"$tmp/www/empty"
 printf x >"$tmp/www/one"
