@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 #include "vfs/filesystem.h"
@@ -15,6 +16,8 @@ class CountingFs final : public Filesystem {
   explicit CountingFs(std::unique_ptr<Filesystem> inner) : in_(std::move(inner)) {}
   std::atomic<uint64_t> reads{0}, writes{0}, forgets{0};
   std::atomic<bool> fail_writes{false};
+  // Runs before every strategy write (set it before the writes it should see).
+  std::function<void()> before_write;
   Filesystem& inner() { return *in_; }
 
   Ino root() const override { return in_->root(); }
@@ -45,6 +48,7 @@ class CountingFs final : public Filesystem {
       reads++;
     } else {
       writes++;
+      if (before_write) before_write();
       if (fail_writes) return Error(EIO, "test: injected write failure");
     }
     return in_->strategy(i, b);

@@ -128,29 +128,38 @@ class Vfs::Impl final : public CacheControl {
       std::lock_guard g(mu);
       if (vp->refs < n) bug("vfs", "vnode reference count underflow");
       vp->refs -= n;
-      if (vp->refs || vp->dying) return;
+      if (vp->refs) return;
+      if (vp->dying) {  // revived and dropped again: its destroyer writes back once more
+        vp->revived = true;
+        return;
+      }
       vp->dying = true;
     }
     if (vp->anon) {
       delete vp;
       return;
     }
-    // Unlinked: nobody can read the data again, so do not write it back.
-    auto a = fs.getattr(vp->ino);
-    if (a.ok() && a->nlink > 0) vp->vm.flush().ignore_error_on_purpose();
-    {
+    for (;;) {
+      // Unlinked: nobody can read the data again, so do not write it back.
+      auto a = fs.getattr(vp->ino);
+      if (a.ok() && a->nlink > 0) vp->vm.flush().ignore_error_on_purpose();
       std::unique_lock ns(ns_mu);  // no lookup between its fs call and get()
       {
         std::unique_lock g(mu);
-        if (vp->refs) {  // revived by a lookup while we flushed
-          vp->dying = false;
+        if (vp->refs) {  // revived, and still referenced: its last put retires it
+          vp->dying = vp->revived = false;
           return;
+        }
+        if (vp->revived) {      // revived and dropped during the write-back: it may have
+          vp->revived = false;  // written after the part we wrote back
+          continue;
         }
         table.erase(vp->ino);
         unpinned.wait(g, [&] { return vp->pins == 0; });  // revocations in progress
       }
       if (coherent) fs.drop_states(vp->ino);
       fs.forget(vp->ino);
+      break;
     }
     delete vp;
   }

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -161,6 +163,55 @@ TEST(VfsConcurrency, ReadsRacingTruncate_SeeOnlyModelBytes) {
 
 // Many threads creating, looking up and unlinking names in one directory while
 // others write to the files: reference counting and the name cache hold up.
+// The last reference goes (a kernel forget) while a lookup revives the vnode, writes
+// and drops it again, all during the write-back the retiring thread does before it
+// frees the vnode. The revived write must reach the filesystem: the retiring thread
+// may free the vnode only after a write-back that nobody raced.
+TEST(VfsConcurrency, RevivedDuringRetire_WritesSurvive) {
+  auto counting = std::make_unique<test::CountingFs>(memfs::make_memfs({}));
+  test::CountingFs& fs = *counting;
+  Vfs vfs(std::move(counting), {});
+  VnodeRef root = MUST(vfs.root());
+  VnodeRef f = MUST(vfs.mknod(*root, "f", 0644, 0, {}));
+  std::string first(100, 'a'), second(100, 'b');
+  MUST(vfs.write(*f, 0, std::as_bytes(std::span(first)), false));
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool in_writeback = false, go = false;
+  fs.before_write = [&] {
+    std::unique_lock l(mu);
+    if (in_writeback) return;  // only the retiring thread's first write-back waits
+    in_writeback = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return go; });
+  };
+  std::thread retire([&] { f.reset(); });
+  {
+    std::unique_lock l(mu);
+    cv.wait(l, [&] { return in_writeback; });
+  }
+  {
+    // Far from the first write (another cache range: no lock conflict with the
+    // write-back in progress).
+    VnodeRef g = MUST(vfs.lookup(*root, "f"));
+    MUST(vfs.write(*g, 1 << 20, std::as_bytes(std::span(second)), false));
+  }  // dropped again while the retiring thread still writes back
+  {
+    std::lock_guard l(mu);
+    go = true;
+  }
+  cv.notify_all();
+  retire.join();
+  fs.before_write = nullptr;
+
+  VnodeRef h = MUST(vfs.lookup(*root, "f"));
+  EXPECT_EQ(MUST(vfs.getattr(*h)).size, (1u << 20) + 100);
+  std::string got(100, '\0');
+  ASSERT_EQ(MUST(vfs.read(*h, 1 << 20, std::as_writable_bytes(std::span(got)))), 100u);
+  EXPECT_EQ(got, second);
+}
+
 TEST(VfsConcurrency, NamespaceChurn_RefcountsAndNameCache) {
   Env e;
   std::vector<std::thread> ts;
