@@ -290,8 +290,12 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
   fuse_reply_write(req, *n);
 }
 
-void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
-  fuse_reply_err(req, 0);
+void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  if (!S(req).policy.write_back_on_close) {
+    fuse_reply_err(req, 0);
+    return;
+  }
+  reply_status(req, S(req).vfs->write_back(node(req, ino)));
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
@@ -329,8 +333,8 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
 void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
   fuse_reply_err(req, 0);
 }
-void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
-  fuse_reply_err(req, 0);
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
+  reply_status(req, S(req).vfs->fsync(node(req, ino), datasync != 0));
 }
 
 void op_statfs(fuse_req_t req, fuse_ino_t) {

@@ -31,6 +31,9 @@
 // readable through it. Holes read as zeros and reads are short only at end of file,
 // as the host does. reserve() is fallocate(KEEP_SIZE) (ENOSPC now rather than at
 // write-back); fsync() is the host's fsync/fdatasync: durable on the backing store.
+// Host processes read the directory directly, so the cache policy asks the bridge to
+// write a file's dirty data back on close (close-to-open, as NFS promises): what a
+// closed file holds on the mount, the host file holds too.
 //
 // Directory cookies are the host's d_off (getdents64): the position to resume after
 // an entry, stable across additions and removals on ext4 (hash positions), tmpfs and
@@ -439,6 +442,12 @@ class HostFsImpl final : public HostFs {
       if (::fsync(fd.get()) != 0) return host_error("fsync of a directory");
     }
     return {};  // symlinks and special files: their metadata is the directory's business
+  }
+
+  vfs::CachePolicy cache_policy() const override {
+    vfs::CachePolicy p;
+    p.write_back_on_close = true;
+    return p;
   }
 
   Result<vfs::StatFs> statfs() override {

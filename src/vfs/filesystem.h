@@ -110,7 +110,8 @@ struct Bio {
 inline constexpr unsigned kRenameNoReplace = 1;
 inline constexpr unsigned kRenameExchange = 2;
 
-// What the kernel (FUSE) may cache for a filesystem; see Filesystem::cache_policy.
+// What the kernel (FUSE) may cache for a filesystem, and when the bridge writes back;
+// see Filesystem::cache_policy.
 struct CachePolicy {
   double attr_timeout = 1.0;   // seconds the kernel trusts attributes
   double entry_timeout = 1.0;  // seconds it trusts a name -> inode lookup
@@ -123,6 +124,11 @@ struct CachePolicy {
   // locks its pages while the filesystem may wait for the home node, and the home may
   // wait for this node to drop exactly those pages (a revocation).
   bool direct_io_writers = false;
+  // close(2) (FUSE FLUSH) writes back the file's dirty data and reports a write-back
+  // error, so that a process reading the backing store directly sees what a closed
+  // file holds (NFS's close-to-open). For filesystems whose backing store others read
+  // (a host directory); not durable: that is fsync.
+  bool write_back_on_close = false;
 };
 
 // Offset of the attribute token in every inode's dataspace: [kAttrOffset, kAttrOffset

@@ -536,6 +536,11 @@ Status Vfs::fsync(Vnode& vp, bool datasync) {
   return fs_->fsync(vp.ino, datasync);
 }
 
+Status Vfs::write_back(Vnode& vp) {
+  if (vp.anon || !vp.vm.dirty()) return {};
+  return vp.vm.flush();
+}
+
 Status Vfs::sync() {
   return impl_->sync();
 }

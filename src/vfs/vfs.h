@@ -131,7 +131,8 @@ class Vfs {
   Result<size_t> read(Vnode& vp, uint64_t off, std::span<std::byte> out);
   Result<size_t> write(Vnode& vp, uint64_t off, std::span<const std::byte> in, bool append);
   Status fsync(Vnode& vp, bool datasync);
-  Status sync();  // every vnode
+  Status write_back(Vnode& vp);  // vp's dirty data to the filesystem (not durable)
+  Status sync();                 // every vnode
   Status fallocate(Vnode& vp, int mode, uint64_t off, uint64_t len);
   Result<uint64_t> lseek(Vnode& vp, uint64_t off, int whence);  // SEEK_DATA, SEEK_HOLE
 

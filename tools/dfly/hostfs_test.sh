@@ -5,7 +5,8 @@
 #   cp -a + diff -r of a /usr/share/doc subset (on the mount and in DIR); rsync -a
 #   round trip; git init/add/commit/clone/fsck (and git fsck on DIR directly); sqlite3
 #   with 500 transactions and PRAGMA integrity_check (also on DIR's file); files made
-#   on the host appear on the mount; symlinks to outside DIR stay links; dfly_fsx and
+#   on the host appear on the mount; what a closed file holds, DIR's file holds at
+#   once (close-to-open); symlinks to outside DIR stay links; dfly_fsx and
 #   dfly_posix_check on the mount; clean unmount on SIGINT; -d/--daemon; usage errors.
 # usage: hostfs_test.sh DFLY FSX POSIX_CHECK   (needs root and /dev/fuse; 77 = skipped)
 # KEEP_TMP=1 keeps the scratch directory (logs of each tool) for a failed run.
@@ -39,6 +40,19 @@ step "host files and confinement"
 # it, as for any symlink); the server itself never followed it: lstat shows a link.
 echo "made later on the host" >"$exp/later"
 [ "$(cat "$mnt/later")" = "made later on the host" ] || fail "later host file not seen"
+
+step "close-to-open: a closed file's data is in the host file at once"
+# The write-back interval is seconds; close must not wait for it.
+head -c 3000000 /dev/urandom >"$tmp/rand"
+for n in 1 4097 65536 200000 3000000; do
+  head -c "$n" "$tmp/rand" >"$mnt/c2o.$n" || fail "write c2o.$n"
+  cmp "$tmp/rand" "$exp/c2o.$n" -n "$n" 2>/dev/null || fail "host file c2o.$n lacks data after close"
+  [ "$(stat -c %s "$exp/c2o.$n")" = "$n" ] || fail "host file c2o.$n has the wrong size after close"
+done
+printf 'overwritten' | dd of="$mnt/c2o.200000" bs=1 seek=70000 conv=notrunc status=none
+[ "$(dd if="$exp/c2o.200000" bs=1 skip=70000 count=11 status=none)" = overwritten ] ||
+  fail "an overwrite is not in the host file after close"
+rm -f "$mnt"/c2o.* "$tmp/rand"
 
 src="$tmp/src"  # a fixed subset of /usr/share/doc, copied locally first
 mkdir -p "$src"
