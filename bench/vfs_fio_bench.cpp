@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -279,7 +280,25 @@ int main() {
       {"vfs_rand_read", "--rw=randread --bs=4k", true},
       {"vfs_rand_write", "--rw=randwrite --bs=4k --numjobs=2", false},
   };
+  // For profiling: DFLY_VFS_BENCH_ONLY=<figure name> runs one workload, and
+  // DFLY_VFS_BENCH_DFLY_ONLY=1 only on the dfly mount (no figures are printed then).
+  const char* only = getenv("DFLY_VFS_BENCH_ONLY");
+  bool dfly_only = getenv("DFLY_VFS_BENCH_DFLY_ONLY") != nullptr;
   for (const auto& w : ws) {
+    if (only && std::string(only) != w.name) continue;
+    if (dfly_only) {
+      std::fprintf(stderr, "%s on dfly: %.1f MiB/s\n", w.name, median_fio(dmnt, w));
+      auto st = v.stats();
+      std::fprintf(stderr,
+                   "  cache: %llu bytes (%llu dirty) in %llu extents; %llu merges, %llu splits, "
+                   "%llu evictions, %llu write-backs, %llu misses\n",
+                   (unsigned long long)st.bytes, (unsigned long long)st.dirty_bytes,
+                   (unsigned long long)st.extents, (unsigned long long)st.merges,
+                   (unsigned long long)st.splits, (unsigned long long)st.evictions,
+                   (unsigned long long)st.writebacks, (unsigned long long)st.misses);
+      unlink((dmnt + "/bench.dat").c_str());
+      continue;
+    }
     double d = median_fio(dmnt, w), p = median_fio(pmnt, w), s = median_fio(shm, w);
     bench::report(w.name, d, "MiB/s", "fuse_passthrough_shm", p, bench::Better::kHigher);
     std::string ceil = std::string(w.name) + "_shm_ceiling";

@@ -12,7 +12,8 @@
 //
 // The flusher wakes every flush_interval_ms, or when a throttled caller kicks it,
 // writes back every dirty vnode and, above 90% of the cache bound, evicts clean
-// pages until under 80%. Callers over the bound wait for it (Cache::throttle).
+// ranges, least recently used first across all vnodes, until under 80%. Callers over the bound wait
+// for it (Cache::throttle).
 //
 // Coherent filesystems: Impl is the CacheControl handed to Filesystem::attach. A
 // revocation pins the vnode (Vnode::pins) rather than referencing it, lowers the VM
@@ -25,6 +26,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <shared_mutex>
 #include <thread>
@@ -185,6 +187,24 @@ class Vfs::Impl final : public CacheControl {
     return first;
   }
 
+  // Evicts clean ranges, least recently used first across every vnode, until the
+  // cache is under 80% of its bound: finds the last use up to which enough clean
+  // bytes lie, then has each VM object drop its clean ranges used no later. Ranges
+  // used meanwhile stay; the next round catches up.
+  void evict(std::vector<VnodeRef>& vnodes) {
+    std::vector<std::pair<uint64_t, uint64_t>> ages;  // (last use, bytes)
+    for (auto& vp : vnodes) vp->vm.clean_ages(ages);
+    std::sort(ages.begin(), ages.end());
+    uint64_t target = cache.config.max_bytes / 100 * 80, have = cache.bytes.load();
+    uint64_t freed = 0, cutoff = 0;
+    for (auto& [age, bytes] : ages) {
+      if (have <= target + freed) break;
+      freed += bytes;
+      cutoff = age;
+    }
+    for (auto& vp : vnodes) vp->vm.evict(cutoff);
+  }
+
   void kick() {
     {
       std::lock_guard g(fmu);
@@ -204,9 +224,7 @@ class Vfs::Impl final : public CacheControl {
         auto vnodes = all();
         for (auto& vp : vnodes)
           if (vp->vm.dirty()) vp->vm.flush().ignore_error_on_purpose();  // fsync reports
-        if (cache.over(90))
-          for (auto& vp : vnodes)
-            if (cache.over(80)) vp->vm.evict();
+        if (cache.over(90)) evict(vnodes);
       }
       cache.freed();
       lk.lock();
@@ -597,8 +615,18 @@ Status Vfs::removexattr(Vnode& vp, std::string_view name) {
 
 CacheStats Vfs::stats() const {
   const Cache& c = impl_->cache;
-  return {c.bytes.load(),  c.dirty_bytes.load(), c.hits.load(),
-          c.misses.load(), c.writebacks.load(),  c.evictions.load()};
+  CacheStats s;
+  s.bytes = c.bytes.load();
+  s.dirty_bytes = c.dirty_bytes.load();
+  s.hits = c.hits.load();
+  s.misses = c.misses.load();
+  s.writebacks = c.writebacks.load();
+  s.evictions = c.evictions.load();
+  s.extents = c.extents.load();
+  s.merges = c.merges.load();
+  s.splits = c.splits.load();
+  s.writearounds = c.writearounds.load();
+  return s;
 }
 
 }  // namespace dfly::vfs

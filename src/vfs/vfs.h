@@ -60,12 +60,19 @@ class VnodeRef {
 struct CacheConfig {
   uint64_t max_bytes = 256ull << 20;  // cached data, clean and dirty
   uint32_t flush_interval_ms = 5000;  // how old dirty data may get (fsync: at once)
+  // The largest cached range (rounded to 64 KiB; at least 64 KiB, at most a quarter
+  // of max_bytes): sequential I/O merges into ranges up to this size; each is one
+  // write-back. Coherent filesystems always use 64 KiB (vm_object.cpp).
+  uint64_t max_extent = 1ull << 20;
 };
 
 struct CacheStats {
   uint64_t bytes = 0, dirty_bytes = 0;
-  uint64_t hits = 0, misses = 0;  // granules found / fetched by read and write
+  uint64_t hits = 0, misses = 0;  // cached ranges found / fetched by read and write
   uint64_t writebacks = 0, evictions = 0;
+  uint64_t extents = 0;             // cached ranges now
+  uint64_t merges = 0, splits = 0;  // ranges grown into the next granule / cut in two
+  uint64_t writearounds = 0;        // small writes to uncached data sent straight through
 };
 
 // The kernel's caches above the VFS (the FUSE bridge's page cache, attribute and

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
+#include <unistd.h>
 
 #include <random>
 #include <string>
@@ -282,6 +283,104 @@ TEST_F(VfsTest, AnonymousMemory_ZeroFilledWritableNeverWrittenBack) {
 
 // Random writes, reads, truncates, punches and fsyncs on one file against a string
 // model, with a cache small enough to evict: every read must match the model.
+// Back-to-back small writes build a few large extents (merged up to max_extent),
+// and fsync writes each back with one strategy call.
+TEST_F(VfsTest, Extents_SequentialWritesMergeAndWriteBackLarge) {
+  CacheConfig cc;
+  cc.max_bytes = 64 << 20;
+  cc.max_extent = 1 << 20;
+  make({}, cc);
+  VnodeRef f = file("seq");
+  std::string all;
+  for (uint64_t off = 0; off < (4u << 20); off += 4096) {
+    std::string d(4096, static_cast<char>('a' + (off >> 16) % 26));
+    MUST(vfs_->write(*f, off, B(d), false));
+    all += d;
+  }
+  EXPECT_EQ(vfs_->stats().extents, 4u);
+  EXPECT_GT(vfs_->stats().merges, 0u);
+  uint64_t before = fs_->writes;
+  MUST(vfs_->fsync(*f, false));
+  EXPECT_EQ(fs_->writes - before, 4u);
+  EXPECT_EQ(backing(*f, 0, all.size()), all);
+  EXPECT_EQ(read(*f, 0, all.size()), all);
+}
+
+// A punch inside one extent splits it; truncate inside one shortens it; the bytes
+// read back (and written back) are the model's either way.
+TEST_F(VfsTest, Extents_PunchAndTruncateSplitWithoutLosingBytes) {
+  VnodeRef f = file("split");
+  std::string model;
+  for (uint64_t off = 0; off < (1u << 20); off += 65536) {
+    std::string d(65536, static_cast<char>('A' + (off >> 16)));
+    MUST(vfs_->write(*f, off, B(d), false));
+    model += d;
+  }
+  EXPECT_EQ(vfs_->stats().extents, 1u);
+  MUST(vfs_->fallocate(*f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 200000, 250000));
+  std::fill_n(model.begin() + 200000, 250000, '\0');
+  EXPECT_GE(vfs_->stats().splits, 1u);
+  EXPECT_EQ(vfs_->stats().extents, 2u);
+  EXPECT_EQ(read(*f, 0, model.size()), model);
+  SetAttr s;
+  s.valid = SetAttr::kSize;
+  s.size = 700001;
+  MUST(vfs_->setattr(*f, s));
+  model.resize(s.size);
+  EXPECT_EQ(read(*f, 0, 1 << 20), model);
+  s.size = 900000;  // regrow: the cut-off bytes read as zeros
+  MUST(vfs_->setattr(*f, s));
+  model.resize(s.size, '\0');
+  EXPECT_EQ(read(*f, 0, 1 << 20), model);
+  MUST(vfs_->write(*f, 650000, B("mid"), false));
+  model.replace(650000, 3, "mid");
+  MUST(vfs_->fsync(*f, false));
+  EXPECT_EQ(backing(*f, 0, model.size()), model);
+  EXPECT_EQ(read(*f, 0, 1 << 20), model);
+}
+
+// A read miss fetches the whole absent run it needs with one strategy call.
+TEST_F(VfsTest, Extents_ReadMissFetchesOneRun) {
+  // Made in the filesystem directly: the VFS has nothing of it cached.
+  Filesystem& in = fs_->inner();
+  Attr a = MUST(in.mknod(in.root(), "cold", 0644, 0, {}));
+  std::string d(1 << 20, 'c');
+  Bio w{Bio::Op::kWrite, 0, {const_cast<std::byte*>(B(d).data()), d.size()}, 0};
+  MUST(in.strategy(a.ino, w));
+  VnodeRef f = MUST(vfs_->lookup(*root_, "cold"));
+  uint64_t before = fs_->reads;
+  EXPECT_EQ(read(*f, 0, d.size()), d);
+  EXPECT_EQ(fs_->reads - before, 1u);
+  EXPECT_EQ(vfs_->stats().extents, 1u);
+  EXPECT_EQ(read(*f, 1000, 5000), d.substr(1000, 5000));
+  EXPECT_EQ(fs_->reads - before, 1u);
+}
+
+// Eviction drops the least recently used clean extents first, across files.
+TEST_F(VfsTest, Eviction_LeastRecentlyUsedFirst) {
+  CacheConfig cc;
+  cc.max_bytes = 4 << 20;
+  cc.flush_interval_ms = 5;
+  make({}, cc);
+  VnodeRef a = file("a"), b = file("b"), c = file("c");
+  std::string d(1 << 20, 'd');
+  MUST(vfs_->write(*a, 0, B(d), false));
+  MUST(vfs_->write(*b, 0, B(d), false));
+  MUST(vfs_->fsync(*a, false));
+  MUST(vfs_->fsync(*b, false));
+  EXPECT_EQ(read(*a, 0, d.size()), d);  // a is now more recent than b
+  std::string e(2 << 20, 'e');
+  MUST(vfs_->write(*c, 0, B(e), false));
+  MUST(vfs_->fsync(*c, false));
+  for (int i = 0; i < 500 && vfs_->stats().evictions == 0; ++i) usleep(10000);
+  ASSERT_GT(vfs_->stats().evictions, 0u);
+  uint64_t before = fs_->reads;
+  EXPECT_EQ(read(*a, 0, d.size()), d);
+  EXPECT_EQ(fs_->reads, before);  // a stayed
+  EXPECT_EQ(read(*b, 0, d.size()), d);
+  EXPECT_GT(fs_->reads, before);  // b went
+}
+
 TEST_F(VfsTest, Model_RandomOpsMatchString) {
   CacheConfig cc;
   cc.max_bytes = 1 << 20;

@@ -1,40 +1,61 @@
 // The buffer cache of one vnode.
 //
-// Theory of operation. Cached data lives in pages keyed by offset: a page covers the
-// granule [g, g + kGranule) but holds only its first `cap` bytes (a 4 KiB multiple,
-// grown on demand), so a small file costs a small buffer; the rest of the granule
-// reads as zeros. Bytes of a page past the file size are always zero (truncate
-// zeroes them), so extending a file needs no clearing.
+// Theory of operation. Cached data lives in extents keyed by offset: an extent covers
+// [start, start + span), both multiples of kGranule, span at most max_ext_ (the
+// cache's max_extent; one granule for coherent filesystems). It stores only its first
+// len bytes; [len, span) reads as zeros, so a small file costs a small buffer and a
+// truncate only lowers len. Bytes of an extent past the file size are never stored
+// (len <= size - start), so extending a file needs no clearing. Extents never overlap.
+//
+// Split and merge. A write that continues an extent's data at its end (start + len
+// == offset, the next granule absent) grows that extent into the next granules, up to
+// max_ext_, instead of starting a new one, so sequential writes build a few large
+// extents; its buffer grows by doubling (one copy per doubling, never a zero-fill of
+// what the write overwrites). A read miss fetches the whole absent run it needs (up
+// to max_ext_) as one extent with one strategy call; a small write into uncached old
+// data is written around the cache (straight to the filesystem) rather than fetching
+// the granules it lands in. cut() is the one place data
+// leaves the cache other than by whole extents: truncate, punch (fallocate) and a
+// coherent revocation cut a granule-aligned range out, splitting the extents that
+// cross its ends (the part outside is kept; a right part gets its own buffer).
+// Eviction drops whole clean extents, least recently used first across the Vfs
+// (Cache::clock ticks; Vfs's flusher picks the cutoff).
 //
 // Locking. Every data operation holds a CCMS range lock on the vnode's dataspace:
 // read shared over exactly its range, write exclusive over exactly its range, so
-// disjoint writers to one file, even within one page, run in parallel, and a reader
+// disjoint writers to one file, even within one extent, run in parallel, and a reader
 // never sees part of a write within its range. The one rule that makes this safe:
 //
-//   a page is created, grown, or freed only by a holder of a lock covering the whole
-//   page exclusively; anyone holding a lock that overlaps a page may use its bytes
-//   under that lock, without mu_.
+//   an extent is created, resized (len, span, buffer), split, merged or freed only by
+//   a holder of a lock covering all of it (and of any span it grows into)
+//   exclusively; anyone holding a lock that overlaps an extent may use its bytes
+//   within that lock, without mu_.
 //
-// A write that would create or grow a page therefore locks its range rounded out to
-// granule boundaries (deciding from a peek, rechecked once locked). A read that
-// misses is the one exception: it creates the page holding only a shared lock over
-// part of it. That is safe because any writer of an absent page holds the whole page
-// and so excludes the reader, a concurrent reader's copy is identical (the first
-// insert wins), and no page can be absent while the filesystem holds stale data
-// (pages leave the cache only clean, or by truncate/punch, which update the
-// filesystem first). Truncate locks from its cut rounded down; eviction takes the
-// whole page with try_lock, skipping pages in use.
+// A write whose bytes all lie below some extent's len ("covered") locks exactly its
+// range. Any other write locks whole extents: from the start of the extent holding
+// its first byte (or of the extent it continues, for a merge) to the end of the
+// extent holding its last byte, or the granule bounds where none; decided from a peek
+// and rechecked once locked. A read that misses is the one exception: it creates
+// extents holding only a shared lock over part of them. That is safe because every
+// granule it fetches overlaps its range, any writer of an absent granule holds it
+// whole and so excludes the reader, a concurrent reader's copy is identical (only
+// still-absent runs are inserted), and no granule can be absent while the filesystem
+// holds stale data (extents leave the cache only clean, or by truncate/punch, which
+// update the filesystem first, and eviction's exclusive lock waits for a write-back
+// in progress). Truncate and punch lock whole extents the same way; eviction takes a
+// whole extent with try_lock, skipping extents in use.
 //
-// mu_ guards the page map, the page flags, size_ and the write times; it is never
-// held across filesystem calls or copies. Write-back (flush_page) holds the page
-// shared, so no writer changes it while it is copied to the filesystem, and clears
-// the dirty flag first (a failed write-back sets it again). A dirty page remembers
-// the span of bytes it changed [dlo, dhi) and writes back only that span; bytes
-// outside it equal the filesystem's (a page starts as a copy of it, or as zeros
-// where the filesystem holds nothing).
+// mu_ guards the extent map, the extent fields, size_ and the write times; it is never
+// held across filesystem calls or copies of caller data. Write-back (write_back) holds
+// the whole extent shared, so no writer changes it while it is copied to the
+// filesystem, and clears the dirty flag first (a failed write-back sets it again). A
+// dirty extent remembers the span of bytes it changed [dlo, dhi) and writes back only
+// that span, in one strategy call; bytes outside it equal the filesystem's (an extent
+// starts as a copy of it, or as zeros where the filesystem holds nothing).
 //
 // ENOSPC. Write-back cannot fail for space: before dirtying bytes a write makes the
-// filesystem reserve them (Filesystem::reserve), once per page and size.
+// filesystem reserve them (Filesystem::reserve); an extent remembers the prefix of it
+// that is reserved, so sequential and repeated writes reserve once.
 //
 // Coherent filesystems (filesystem.h). The dataspace starts kInvalid and this object
 // is its owner. A lock that finds its state missing fails at once (acquire_state
@@ -45,9 +66,10 @@
 // operations already running: the home may revoke from this node while this node's
 // own request waits behind that revocation, which an owner that waited for the grant
 // while holding the lock's counts (an ACQUIRING lock) would deadlock on.
-// Granule-aligned grants and revocations keep every state boundary on a granule, so
-// a lowering (which holds its range exclusively) always owns whole pages: it writes
-// back dirty spans (MODIFIED) and drops pages (kInvalid) without further locks.
+// Granule-aligned grants and revocations keep every state boundary on a granule, and
+// coherent extents are one granule each, so a lowering (which holds exactly its range
+// exclusively and cannot widen it) always owns whole extents: it writes back dirty
+// spans (MODIFIED) and cuts extents (kInvalid) without further locks.
 // The attribute token [kAttrOffset, +1) guards size_: shared to trust it, exclusive
 // to change it (extending writes mark it MODIFIED and set size_dirty_; its lowering
 // pushes size and times with setattr); losing it marks size_ stale, refetched by the
@@ -69,6 +91,7 @@ namespace {
 
 // Larger offsets are EFBIG: keeps every rounded range far from ccms::kEnd.
 constexpr uint64_t kMaxFileSize = 1ull << 60;
+constexpr uint64_t kNone = ~uint64_t{0};
 
 uint64_t down(uint64_t x) {
   return x & ~(kGranule - 1);
@@ -76,8 +99,13 @@ uint64_t down(uint64_t x) {
 uint64_t up(uint64_t x) {
   return (x + kGranule - 1) & ~(kGranule - 1);
 }
-uint32_t round4k(uint64_t n) {
-  return static_cast<uint32_t>((n + 4095) & ~uint64_t{4095});
+uint64_t round4k(uint64_t n) {
+  return (n + 4095) & ~uint64_t{4095};
+}
+
+// Extent buffers are never zero-filled: every byte below len is written first.
+std::unique_ptr<std::byte[]> buffer(uint64_t n) {
+  return std::make_unique_for_overwrite<std::byte[]>(n);
 }
 
 timespec now() {
@@ -129,77 +157,192 @@ VmObject::VmObject(Filesystem& fs, Ino ino, Cache& cache, uint64_t size, bool an
       coherent_(!anonymous && fs.coherent()),
       cache_(cache),
       ds_(coherent_ ? this : nullptr, coherent_ ? ccms::State::kInvalid : ccms::State::kModified),
+      max_ext_(coherent_ ? kGranule : cache.max_extent),
       size_(size),
       attr_stale_(coherent_) {}
 
 VmObject::~VmObject() {
-  while (!pages_.empty()) drop(pages_.begin());
+  while (!exts_.empty()) erase(exts_.begin());
   cache_.freed();
 }
 
-void VmObject::drop(std::map<uint64_t, Page>::iterator it) {
-  cache_.bytes -= it->second.cap;
+// ---- extents (caller holds mu_) ----
+
+VmObject::ExtMap::iterator VmObject::at(uint64_t x) {
+  auto it = exts_.upper_bound(x);
+  if (it == exts_.begin()) return exts_.end();
+  --it;
+  return x < it->first + it->second.span ? it : exts_.end();
+}
+
+VmObject::ExtMap::iterator VmObject::insert(uint64_t start, Ext e) {
+  cache_.bytes += e.alloc;
+  if (e.dirty) {
+    cache_.dirty_bytes += e.alloc;
+    ++ndirty_;
+  }
+  cache_.extents.fetch_add(1, std::memory_order_relaxed);
+  e.used = cache_.clock.fetch_add(1, std::memory_order_relaxed) + 1;
+  return exts_.emplace(start, std::move(e)).first;
+}
+
+void VmObject::erase(ExtMap::iterator it) {
+  cache_.bytes -= it->second.alloc;
   if (it->second.dirty) {
-    cache_.dirty_bytes -= it->second.cap;
+    cache_.dirty_bytes -= it->second.alloc;
     --ndirty_;
   }
-  pages_.erase(it);
+  cache_.extents.fetch_sub(1, std::memory_order_relaxed);
+  exts_.erase(it);
 }
 
-Result<VmObject::Page*> VmObject::get(uint64_t g) {
-  {
-    std::lock_guard l(mu_);
-    auto it = pages_.find(g);
-    if (it != pages_.end()) {
-      cache_.hits.fetch_add(1, std::memory_order_relaxed);
-      return &it->second;
-    }
-  }
-  cache_.misses.fetch_add(1, std::memory_order_relaxed);
-  if (anonymous_) return static_cast<Page*>(nullptr);  // never written: zeros
-  auto buf = std::make_unique<std::byte[]>(kGranule);
-  Bio bio{Bio::Op::kRead, g, {buf.get(), kGranule}, 0};
-  TRY(fs_.strategy(ino_, bio));
-  if (bio.done == 0) return static_cast<Page*>(nullptr);
-  Page p;
-  p.cap = round4k(std::min<uint64_t>(bio.done, kGranule));
-  if (p.cap == kGranule) {
-    p.data = std::move(buf);
-  } else {
-    p.data = std::make_unique<std::byte[]>(p.cap);
-    std::memcpy(p.data.get(), buf.get(), bio.done);
-  }
-  p.reserved = p.cap;  // the filesystem holds these bytes already
-  std::lock_guard l(mu_);
-  auto [it, inserted] = pages_.try_emplace(g, std::move(p));
-  if (inserted) cache_.bytes += it->second.cap;
-  return &it->second;
+void VmObject::realloc(Ext& e, uint64_t alloc) {
+  auto data = alloc ? buffer(alloc) : nullptr;
+  uint64_t keep = std::min(e.len, alloc);
+  if (keep) std::memcpy(data.get(), e.data.get(), keep);
+  cache_.bytes += alloc - e.alloc;  // modular: also right when shrinking
+  if (e.dirty) cache_.dirty_bytes += alloc - e.alloc;
+  e.data = std::move(data);
+  e.alloc = alloc;
 }
 
-void VmObject::mark_dirty(Page& p, uint32_t lo, uint32_t hi) {
-  if (!p.dirty) {
-    p.dirty = true;
-    p.dlo = lo;
-    p.dhi = hi;
+void VmObject::mark_dirty(Ext& e, uint64_t lo, uint64_t hi) {
+  if (!e.dirty) {
+    e.dirty = true;
+    e.dlo = lo;
+    e.dhi = hi;
     ++ndirty_;
-    cache_.dirty_bytes += p.cap;
+    cache_.dirty_bytes += e.alloc;
     return;
   }
-  p.dlo = std::min(p.dlo, lo);
-  p.dhi = std::max(p.dhi, hi);
+  e.dlo = std::min(e.dlo, lo);
+  e.dhi = std::max(e.dhi, hi);
 }
 
-uint64_t VmObject::grow(Page& p, uint32_t need) {
-  uint32_t cap = std::min<uint32_t>(kGranule, std::max(round4k(need), p.cap * 2));
-  auto data = std::make_unique<std::byte[]>(cap);
-  if (p.cap) std::memcpy(data.get(), p.data.get(), p.cap);
+void VmObject::mark_clean(Ext& e) {
+  if (!e.dirty) return;
+  e.dirty = false;
+  --ndirty_;
+  cache_.dirty_bytes -= e.alloc;
+}
+
+namespace {
+// Keeps only the first `keep` bytes of e's data (len, dirty span, reservation).
+template <class E>
+bool clip(E& e, uint64_t keep) {
+  e.len = std::min(e.len, keep);
+  e.reserved = std::min(e.reserved, round4k(keep));
+  if (e.dirty) e.dhi = std::min(e.dhi, e.len);
+  return e.dirty && e.dlo >= e.dhi;  // nothing dirty left
+}
+}  // namespace
+
+void VmObject::cut(uint64_t a, uint64_t b) {
+  if (a >= b) return;
+  auto it = exts_.lower_bound(a);
+  if (it != exts_.begin()) {
+    auto p = std::prev(it);
+    if (p->first + p->second.span > a) it = p;
+  }
+  while (it != exts_.end() && it->first < b) {
+    uint64_t s = it->first;
+    Ext& e = it->second;
+    uint64_t eend = s + e.span;
+    auto next = std::next(it);
+    if (b < eend) {  // the part after b becomes its own extent
+      uint64_t rel = b - s;
+      Ext r;
+      r.span = eend - b;
+      r.len = e.len > rel ? e.len - rel : 0;
+      if (r.len) {
+        r.alloc = round4k(r.len);
+        r.data = buffer(r.alloc);
+        std::memcpy(r.data.get(), e.data.get() + rel, r.len);
+      }
+      r.reserved = e.reserved > rel ? e.reserved - rel : 0;
+      if (e.dirty && e.dhi > rel) {
+        r.dirty = true;
+        r.dlo = std::max(e.dlo, rel) - rel;
+        r.dhi = e.dhi - rel;
+      }
+      uint64_t used = e.used;
+      next = insert(b, std::move(r));
+      next->second.used = used;
+      cache_.splits.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (s < a) {  // keep the part before a
+      e.span = a - s;
+      if (clip(e, a - s)) mark_clean(e);
+      if (e.alloc >= round4k(e.len) + kGranule) realloc(e, round4k(e.len));
+      if (b >= eend) cache_.splits.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      erase(it);
+    }
+    it = next;
+  }
+}
+
+uint64_t VmObject::lock_lo(uint64_t off) {
+  auto it = at(off);
+  if (it != exts_.end()) return it->first;
+  uint64_t g = down(off);
+  if (g) {
+    auto p = at(g - 1);
+    if (p != exts_.end() && p->first + p->second.span == g && p->first + p->second.len == off &&
+        p->second.span < max_ext_)
+      return p->first;  // the write continues p: merge into it
+  }
+  return g;
+}
+
+uint64_t VmObject::lock_hi(uint64_t end) {
+  auto it = at(end - 1);
+  return it != exts_.end() ? it->first + it->second.span : up(end);
+}
+
+bool VmObject::covered(uint64_t off, uint64_t end) {
+  for (uint64_t x = off; x < end;) {
+    auto it = at(x);
+    if (it == exts_.end() || x >= it->first + it->second.len) return false;
+    x = it->first + it->second.len;
+  }
+  return true;
+}
+
+// ---- I/O ----
+
+Result<bool> VmObject::fetch(uint64_t beg, uint64_t end) {
+  uint64_t size;
+  {
+    std::lock_guard l(mu_);
+    size = size_;
+  }
+  if (beg >= size || anonymous_) return false;  // anonymous: never written reads as zeros
+  uint64_t want = std::min(end, size) - beg;
+  auto buf = buffer(want);
+  Bio bio{Bio::Op::kRead, beg, {buf.get(), want}, 0};
+  TRY(fs_.strategy(ino_, bio));
+  cache_.misses.fetch_add(1, std::memory_order_relaxed);
+  if (bio.done == 0) return false;
+  Ext e;
+  e.span = end - beg;
+  e.len = std::min<uint64_t>(bio.done, want);
+  e.reserved = round4k(e.len);  // the filesystem holds these bytes already
+  if (round4k(e.len) < want) {  // short (end of file): keep a buffer that fits
+    e.alloc = round4k(e.len);
+    e.data = buffer(e.alloc);
+    std::memcpy(e.data.get(), buf.get(), e.len);
+  } else {
+    e.alloc = want;
+    e.data = std::move(buf);
+  }
   std::lock_guard l(mu_);
-  uint64_t delta = cap - p.cap;
-  cache_.bytes += delta;
-  if (p.dirty) cache_.dirty_bytes += delta;
-  p.data = std::move(data);
-  p.cap = cap;
-  return delta;
+  // Another reader may have inserted part of the run meanwhile (identical bytes):
+  // insert only into a run still wholly absent; the caller looks again.
+  auto it = exts_.lower_bound(beg);
+  if (at(beg) != exts_.end() || (it != exts_.end() && it->first < end)) return true;
+  insert(beg, std::move(e));
+  return true;
 }
 
 Result<size_t> VmObject::read(uint64_t off, std::span<std::byte> out) {
@@ -221,22 +364,169 @@ Result<size_t> VmObject::read(uint64_t off, std::span<std::byte> out) {
   }
   if (off >= size) return size_t{0};
   uint64_t end = off + std::min<uint64_t>(out.size(), size - off);
-  for (uint64_t g = down(off); g < end; g += kGranule) {
-    uint64_t a = std::max(off, g) - g, b = std::min(end, g + kGranule) - g;
-    std::byte* dst = out.data() + (g + a - off);
-    Page* p = TRY(get(g));
-    uint64_t have = p ? std::min<uint64_t>(b, std::max<uint64_t>(a, p->cap)) : a;
-    if (have > a) std::memcpy(dst, p->data.get() + a, have - a);
-    if (b > have) std::memset(dst + (have - a), 0, b - have);
+  for (uint64_t x = off; x < end;) {
+    std::byte* dst = out.data() + (x - off);
+    const std::byte* src = nullptr;
+    uint64_t n = 0, have = 0, miss = 0;
+    {
+      std::lock_guard l(mu_);
+      auto it = at(x);
+      if (it != exts_.end()) {
+        Ext& e = it->second;
+        uint64_t rel = x - it->first;
+        n = std::min(end, it->first + e.span) - x;
+        have = rel < e.len ? std::min(n, e.len - rel) : 0;
+        src = e.data.get() + rel;
+        e.used = cache_.clock.fetch_add(1, std::memory_order_relaxed) + 1;
+      } else {
+        // The absent run this read needs, as one extent (every granule of it
+        // overlaps the locked range: see the theory above).
+        auto nx = exts_.upper_bound(x);
+        miss = std::min({up(end), nx == exts_.end() ? kNone : nx->first, down(x) + max_ext_});
+      }
+    }
+    if (miss) {
+      bool got = TRY(fetch(down(x), miss));
+      if (!got) {  // a hole: zeros, nothing cached
+        n = std::min(end, miss) - x;
+        std::memset(dst, 0, n);
+        x += n;
+      }
+      continue;
+    }
+    cache_.hits.fetch_add(1, std::memory_order_relaxed);
+    if (have) std::memcpy(dst, src, have);
+    if (n > have) std::memset(dst + have, 0, n - have);
+    x += n;
   }
   return static_cast<size_t>(end - off);
+}
+
+Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> in,
+                                      ccms::Range held) {
+  const uint64_t end = off + in.size();
+  size_t done = 0;
+  auto partial = [&](Error e) -> Result<size_t> {
+    if (done) return done;
+    return e;
+  };
+  for (uint64_t x = off; x < end;) {
+    // Plan under mu_: the extent that takes [x, ...), or how to make it.
+    uint64_t s, span, a, b;
+    enum { kHave, kMerge, kNew } how = kHave;
+    bool old = false;
+    {
+      std::lock_guard l(mu_);
+      auto it = at(x);
+      if (it != exts_.end()) {
+        s = it->first;
+        span = it->second.span;
+      } else {
+        // Only a structural write gets here (covered() said so otherwise).
+        uint64_t g = down(x);
+        auto nx = exts_.upper_bound(x);
+        uint64_t limit = nx == exts_.end() ? kNone : nx->first;
+        auto p = g ? at(g - 1) : exts_.end();
+        uint64_t mend = p == exts_.end() ? 0 : std::min({up(end), limit, p->first + max_ext_});
+        // Merge only where the write replaces every old byte of the granules it adds
+        // (the rest of them must read as zeros).
+        // And only into an extent this write holds whole: another writer may be
+        // filling one outside its lock.
+        if (p != exts_.end() && p->first >= held.beg && p->first + p->second.span == g &&
+            p->first + p->second.len == x && p->second.span < max_ext_ &&
+            std::min(end, mend) >= std::min(mend, size_)) {
+          how = kMerge;
+          s = p->first;
+          span = mend - s;
+        } else {
+          how = kNew;
+          s = g;
+          span = std::min({up(end), limit, g + max_ext_}) - g;
+          // Old data the write does not replace must come from the filesystem.
+          uint64_t wend = std::min(end, g + span), keep = std::min(g + span, size_);
+          old = g < size_ && (x > g || wend < keep);
+        }
+      }
+      a = x - s;
+      b = std::min(end, s + span) - s;
+    }
+    if (old && !coherent_ && !anonymous_ && 2 * (b - a) < span) {
+      // Write-around: a small write into uncached old data goes straight to the
+      // filesystem instead of fetching the granules around it (a read-modify-write
+      // many times its size). This write holds those granules whole, so no reader
+      // can be fetching them meanwhile; later reads fetch the new bytes.
+      Bio bio{Bio::Op::kWrite, x, {const_cast<std::byte*>(in.data()) + done, b - a}, 0};
+      Status st = fs_.strategy(ino_, bio);
+      if (!st.ok()) return partial(std::move(st).error());
+      done += b - a;
+      x = s + b;
+      cache_.writearounds.fetch_add(1, std::memory_order_relaxed);
+      std::lock_guard l(mu_);
+      size_ = std::max(size_, x);
+      mtime_ = now();
+      times_dirty_ = true;
+      continue;
+    }
+    // Reserve the bytes first: a failure leaves the cache as it was.
+    bool reserved = anonymous_;
+    if (!reserved && how == kHave) {
+      std::lock_guard l(mu_);
+      reserved = at(x)->second.reserved >= b;
+    }
+    uint64_t ra = a & ~uint64_t{4095}, rb = std::min(round4k(b), span);
+    if (!reserved) {
+      Status st = fs_.reserve(ino_, s + ra, rb - ra);
+      if (!st.ok()) return partial(std::move(st).error());
+    }
+    if (old) {
+      auto got = fetch(s, s + span);
+      if (!got.ok()) return partial(std::move(got).error());
+    }
+    std::byte* dst;
+    Ext* ep;
+    {
+      std::lock_guard l(mu_);
+      auto it = how == kHave ? at(x) : at(s);
+      if (it == exts_.end()) {  // kNew with nothing fetched
+        Ext e;
+        e.span = span;
+        it = insert(s, std::move(e));
+      } else if (how == kMerge) {
+        it->second.span = span;
+        cache_.merges.fetch_add(1, std::memory_order_relaxed);
+      }
+      Ext& e = it->second;
+      if (b > e.len) {  // structural: this write holds all of e
+        if (b > e.alloc) realloc(e, std::min(e.span, std::max(round4k(b), 2 * e.alloc)));
+        if (a > e.len) std::memset(e.data.get() + e.len, 0, a - e.len);
+        e.len = b;
+      }
+      if (!reserved && ra <= e.reserved) e.reserved = std::max(e.reserved, rb);
+      e.used = cache_.clock.fetch_add(1, std::memory_order_relaxed) + 1;
+      dst = e.data.get() + a;
+      ep = &e;
+    }
+    if (how == kHave) cache_.hits.fetch_add(1, std::memory_order_relaxed);
+    std::memcpy(dst, in.data() + done, b - a);
+    done += b - a;
+    x = s + b;
+    std::lock_guard l(mu_);
+    mark_dirty(*ep, a, b);
+    if (s + b > size_) {
+      size_ = s + b;
+      if (coherent_) size_dirty_ = true;
+    }
+    mtime_ = now();
+    times_dirty_ = true;
+  }
+  return done;
 }
 
 Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool append) {
   if (in.empty()) return size_t{0};
   cache_.throttle();
-  bool whole = false;   // lock whole pages: some page must be created or grown
-  bool grows = append;  // coherent: takes the attribute token exclusively
+  bool structural = append;  // locks whole extents: some extent is created or resized
+  bool grows = append;       // coherent: takes the attribute token exclusively
   for (;;) {
     if (append) {
       std::lock_guard l(mu_);
@@ -245,18 +535,13 @@ Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool
     if (off > kMaxFileSize || in.size() > kMaxFileSize - off)
       return Error(EFBIG, "vfs: write: past the maximum file size");
     uint64_t end = off + in.size();
-    auto needs_whole = [&] {
+    ccms::Range r;
+    {
       std::lock_guard l(mu_);
-      for (uint64_t g = down(off); g < end; g += kGranule) {
-        auto it = pages_.find(g);
-        if (it == pages_.end() || it->second.cap < std::min(end, g + kGranule) - g) return true;
-      }
-      return false;
-    };
-    whole = whole || needs_whole();
-    ccms::Range r = append  ? ccms::Range{down(off), kDataEnd}
-                    : whole ? ccms::Range{down(off), up(end)}
-                            : ccms::Range{off, end};
+      structural = structural || !covered(off, end);
+      r = !structural ? ccms::Range{off, end}
+                      : ccms::Range{lock_lo(off), append ? kDataEnd : lock_hi(end)};
+    }
     Held h(ds_), ha(ds_);
     if (!coherent_) {
       TRY(ds_.lock(h.lk, r, ccms::Mode::kExclusive));
@@ -270,133 +555,117 @@ Result<size_t> VmObject::write(uint64_t off, std::span<const std::byte> in, bool
       }
       if (grows && ha.lk.mode() != ccms::Mode::kExclusive) continue;  // relock exclusive
     }
-    if (append) {
+    {
       std::lock_guard l(mu_);
-      if (size_ != off) continue;  // grew before we locked: lock again at the new end
-    }
-    if (!whole && !append && needs_whole()) {
-      whole = true;
-      continue;
-    }
-    size_t done = 0;
-    for (uint64_t g = down(off); g < end; g += kGranule) {
-      uint64_t a = std::max(off, g) - g, b = std::min(end, g + kGranule) - g;
-      Page* p;
-      {
-        std::lock_guard l(mu_);
-        auto it = pages_.find(g);
-        p = it == pages_.end() ? nullptr : &it->second;
-      }
-      // Create the page: from the filesystem if the granule holds old data that this
-      // write does not entirely replace.
-      if (!p) {
-        uint64_t size;
-        {
-          std::lock_guard l(mu_);
-          size = size_;
+      if (append && size_ != off) continue;  // grew before we locked: lock at the new end
+      if (!structural) {
+        if (!covered(off, end)) {
+          structural = true;
+          continue;
         }
-        if (g < size && !(a == 0 && b >= std::min<uint64_t>(kGranule, size - g))) {
-          auto got = get(g);
-          if (!got.ok()) return done ? Result<size_t>(done) : std::move(got).error();
-          p = *got;
-        }
-        if (!p) {
-          std::lock_guard l(mu_);
-          p = &pages_.try_emplace(g).first->second;
-        }
+      } else if (lock_lo(off) < r.beg || lock_hi(end) > r.end) {
+        continue;  // extents changed between the peek and the lock: lock them whole
       }
-      if (p->cap < b) grow(*p, static_cast<uint32_t>(b));
-      bool reserved;
-      {
-        std::lock_guard l(mu_);  // writers of other parts of the page may reserve too
-        reserved = p->reserved >= b;
-      }
-      if (!reserved) {
-        uint32_t want = round4k(b);
-        Status s = anonymous_ ? Status{} : fs_.reserve(ino_, g, want);
-        if (!s.ok()) return done ? Result<size_t>(done) : std::move(s).error();
-        std::lock_guard l(mu_);
-        p->reserved = std::max(p->reserved, want);
-      }
-      std::memcpy(p->data.get() + a, in.data() + done, b - a);
-      done += b - a;
-      std::lock_guard l(mu_);
-      mark_dirty(*p, static_cast<uint32_t>(a), static_cast<uint32_t>(b));
-      if (g + b > size_) {
-        size_ = g + b;
-        if (coherent_) size_dirty_ = true;
-      }
-      mtime_ = now();
-      times_dirty_ = true;
     }
+    auto n = write_locked(off, in, r);
+    if (!n.ok()) return n;
     ds_.mark_modified(h.lk);
     if (coherent_ && ha.lk.mode() == ccms::Mode::kExclusive) ds_.mark_modified(ha.lk);
-    return done;
+    return n;
   }
 }
 
 Result<Attr> VmObject::truncate(const SetAttr& set) {
   uint64_t size = set.size;
   if (size > kMaxFileSize) return Error(EFBIG, "vfs: truncate: past the maximum file size");
-  Held h(ds_), ha(ds_);
-  if (!coherent_)
-    TRY(ds_.lock(h.lk, ccms::Range{down(size), kDataEnd}, ccms::Mode::kExclusive));
-  else
-    TRY(lock_both(h.lk, ccms::Range{down(size), kDataEnd}, ccms::Mode::kExclusive, &ha.lk,
-                  ccms::Mode::kExclusive));
-  // The filesystem first: if it fails, the cache still matches it.
-  Attr a;
-  if (!anonymous_) a = TRY(fs_.setattr(ino_, set));
-  std::lock_guard l(mu_);
-  for (auto it = pages_.lower_bound(down(size)); it != pages_.end();) {
-    if (it->first >= size) {
-      drop(it++);
-      continue;
-    }
-    Page& p = it->second;
-    uint64_t keep = size - it->first;
-    if (keep < p.cap) std::memset(p.data.get() + keep, 0, p.cap - keep);
-    p.reserved = std::min(p.reserved, round4k(keep));
-    ++it;
-  }
-  size_ = size;
-  times_dirty_ = false;  // the filesystem's times are newer
-  size_dirty_ = false;   // and it has our size
-  attr_stale_ = false;
-  cache_.freed();
-  return a;
-}
-
-Status VmObject::flush_page(uint64_t g) {
-  Held h(ds_);
-  Status ls = ds_.lock(h.lk, ccms::Range{g, g + kGranule}, ccms::Mode::kShared);
-  // Coherent: a dirty page's range is MODIFIED until a lowering wrote it back, so a
-  // missing state means there is nothing left to do here.
-  if (!ls.ok() && coherent_ && ls.error().code() == kNeedState) return {};
-  TRY(std::move(ls));
-  Page* p;
-  uint32_t lo, hi;
+  uint64_t lo;
   {
     std::lock_guard l(mu_);
-    auto it = pages_.find(g);
-    if (it == pages_.end() || !it->second.dirty) return {};
-    p = &it->second;
-    p->dirty = false;
-    --ndirty_;
-    cache_.dirty_bytes -= p->cap;
-    lo = p->dlo;
-    hi = static_cast<uint32_t>(std::min<uint64_t>(p->dhi, size_ > g ? size_ - g : 0));
+    auto it = at(size);
+    lo = it != exts_.end() ? it->first : down(size);
   }
-  // Only the dirty span: random small writes must not cost whole-page write-backs.
-  Bio bio{Bio::Op::kWrite, g + lo, {p->data.get() + lo, hi > lo ? hi - lo : 0}, 0};
+  for (;;) {
+    Held h(ds_), ha(ds_);
+    if (!coherent_)
+      TRY(ds_.lock(h.lk, ccms::Range{lo, kDataEnd}, ccms::Mode::kExclusive));
+    else
+      TRY(lock_both(h.lk, ccms::Range{lo, kDataEnd}, ccms::Mode::kExclusive, &ha.lk,
+                    ccms::Mode::kExclusive));
+    {
+      std::lock_guard l(mu_);
+      auto it = at(size);
+      if (it != exts_.end() && it->first < lo) {
+        lo = it->first;  // an extent grew over the cut meanwhile: hold it whole
+        continue;
+      }
+    }
+    // The filesystem first: if it fails, the cache still matches it.
+    Attr a;
+    if (!anonymous_) a = TRY(fs_.setattr(ino_, set));
+    std::lock_guard l(mu_);
+    cut(up(size), kNone);
+    auto it = at(size);
+    if (it != exts_.end()) {
+      Ext& e = it->second;
+      if (clip(e, size - it->first)) mark_clean(e);
+      if (e.alloc >= round4k(e.len) + kGranule) realloc(e, round4k(e.len));
+    }
+    size_ = size;
+    times_dirty_ = false;  // the filesystem's times are newer
+    size_dirty_ = false;   // and it has our size
+    attr_stale_ = false;
+    cache_.freed();
+    return a;
+  }
+}
+
+Status VmObject::write_back(uint64_t start) {
+  Ext* e;
+  uint64_t lo, hi;
+  {
+    std::lock_guard l(mu_);
+    auto it = exts_.find(start);
+    if (it == exts_.end() || !it->second.dirty) return {};
+    e = &it->second;
+    lo = e->dlo;
+    hi = std::min({e->dhi, e->len, size_ > start ? size_ - start : 0});
+    mark_clean(*e);
+  }
+  // Only the dirty span: random small writes must not cost whole-extent write-backs.
+  Bio bio{Bio::Op::kWrite, start + lo, {e->data.get() + lo, hi > lo ? hi - lo : 0}, 0};
   Status s = hi > lo ? fs_.strategy(ino_, bio) : Status{};
   if (!s.ok()) {
     std::lock_guard l(mu_);
-    mark_dirty(*p, lo, hi);
+    mark_dirty(*e, lo, hi);
     return s;
   }
   cache_.writebacks.fetch_add(1, std::memory_order_relaxed);
   return {};
+}
+
+Status VmObject::flush_extent(uint64_t start) {
+  for (;;) {
+    uint64_t span;
+    {
+      std::lock_guard l(mu_);
+      auto it = exts_.find(start);
+      if (it == exts_.end() || !it->second.dirty) return {};
+      span = it->second.span;
+    }
+    Held h(ds_);
+    Status ls = ds_.lock(h.lk, ccms::Range{start, start + span}, ccms::Mode::kShared);
+    // Coherent: a dirty extent's range is MODIFIED until a lowering wrote it back, so
+    // a missing state means there is nothing left to do here.
+    if (!ls.ok() && coherent_ && ls.error().code() == kNeedState) return {};
+    TRY(std::move(ls));
+    {
+      std::lock_guard l(mu_);
+      auto it = exts_.find(start);
+      if (it == exts_.end()) return {};
+      if (it->second.span > span) continue;  // grew meanwhile: hold all of it
+    }
+    return write_back(start);
+  }
 }
 
 Status VmObject::flush() {
@@ -405,13 +674,13 @@ Status VmObject::flush() {
   std::vector<uint64_t> dirty;
   {
     std::lock_guard l(mu_);
-    for (auto& [g, p] : pages_)
-      if (p.dirty) dirty.push_back(g);
+    for (auto& [s, e] : exts_)
+      if (e.dirty) dirty.push_back(s);
   }
   Status first;
-  for (uint64_t g : dirty) {
-    Status s = flush_page(g);
-    if (!s.ok() && first.ok()) first = std::move(s);
+  for (uint64_t s : dirty) {
+    Status st = flush_extent(s);
+    if (!st.ok() && first.ok()) first = std::move(st);
   }
   SetAttr set;
   {
@@ -427,33 +696,39 @@ Status VmObject::flush() {
   return first;
 }
 
-uint64_t VmObject::evict() {
-  std::vector<uint64_t> clean;
+void VmObject::clean_ages(std::vector<std::pair<uint64_t, uint64_t>>& out) {
+  std::lock_guard l(mu_);
+  for (auto& [s, e] : exts_)
+    if (!e.dirty) out.emplace_back(e.used, e.alloc);
+}
+
+uint64_t VmObject::evict(uint64_t cutoff) {
+  std::vector<std::pair<uint64_t, uint64_t>> clean;  // (start, span)
   {
     std::lock_guard l(mu_);
-    for (auto& [g, p] : pages_)
-      if (!p.dirty) clean.push_back(g);
+    for (auto& [s, e] : exts_)
+      if (!e.dirty && e.used <= cutoff) clean.emplace_back(s, e.span);
   }
   uint64_t freed = 0;
-  for (uint64_t g : clean) {
+  for (auto [s, span] : clean) {
     if (!cache_.over(80)) break;
-    if (coherent_ && ds_.state_at(g) < ccms::State::kExclusive) {
-      // Clean pages under a SHARED state: give the state up locally (safe: the home
-      // node still counts it and may revoke it for nothing); lower_state drops them.
+    if (coherent_ && ds_.state_at(s) < ccms::State::kExclusive) {
+      // Clean extents under a SHARED state: give the state up locally (safe: the home
+      // node still counts it and may revoke it for nothing); lower_state cuts them.
       uint64_t before = cache_.bytes.load(std::memory_order_relaxed);
-      if (ds_.set_state({g, g + kGranule}, ccms::State::kInvalid).ok()) {
+      if (ds_.set_state({s, s + span}, ccms::State::kInvalid).ok()) {
         uint64_t after = cache_.bytes.load(std::memory_order_relaxed);
         if (after < before) freed += before - after;
       }
       continue;
     }
     Held h(ds_);
-    if (!ds_.try_lock(h.lk, ccms::Range{g, g + kGranule}, ccms::Mode::kExclusive).ok()) continue;
+    if (!ds_.try_lock(h.lk, ccms::Range{s, s + span}, ccms::Mode::kExclusive).ok()) continue;
     std::lock_guard l(mu_);
-    auto it = pages_.find(g);
-    if (it == pages_.end() || it->second.dirty) continue;
-    freed += it->second.cap;
-    drop(it);
+    auto it = exts_.find(s);
+    if (it == exts_.end() || it->second.dirty || it->second.span != span) continue;
+    freed += it->second.alloc;
+    erase(it);
     cache_.evictions.fetch_add(1, std::memory_order_relaxed);
   }
   return freed;
@@ -463,27 +738,39 @@ Status VmObject::invalidate(uint64_t off, uint64_t len, const std::function<Stat
   if (off > kMaxFileSize || len > kMaxFileSize - off)
     return Error(EFBIG, "vfs: fallocate: past the maximum file size");
   uint64_t end = off + len;
-  Held h(ds_), ha(ds_);
-  if (!coherent_)
-    TRY(ds_.lock(h.lk, ccms::Range{down(off), up(end)}, ccms::Mode::kExclusive));
-  else
-    TRY(lock_both(h.lk, data_range(down(off), up(end)), ccms::Mode::kExclusive, &ha.lk,
-                  ccms::Mode::kShared));
-  TRY(fn());
-  std::lock_guard l(mu_);
-  for (auto it = pages_.lower_bound(down(off)); it != pages_.end() && it->first < end;) {
-    uint64_t g = it->first;
-    if (g >= off && g + kGranule <= end) {
-      drop(it++);
+  auto bounds = [&] {
+    std::lock_guard l(mu_);
+    auto lo = at(off), hi = len ? at(end - 1) : exts_.end();
+    return ccms::Range{lo != exts_.end() ? lo->first : down(off),
+                       hi != exts_.end() ? hi->first + hi->second.span : up(end)};
+  };
+  ccms::Range r = bounds();
+  for (;;) {
+    Held h(ds_), ha(ds_);
+    if (!coherent_)
+      TRY(ds_.lock(h.lk, r, ccms::Mode::kExclusive));
+    else
+      TRY(lock_both(h.lk, data_range(r.beg, r.end), ccms::Mode::kExclusive, &ha.lk,
+                    ccms::Mode::kShared));
+    ccms::Range now = bounds();
+    if (now.beg < r.beg || now.end > r.end) {
+      r = {std::min(r.beg, now.beg), std::max(r.end, now.end)};
       continue;
     }
-    Page& p = it->second;
-    uint64_t a = std::max(off, g) - g, b = std::min<uint64_t>(end - g, p.cap);
-    if (b > a) std::memset(p.data.get() + a, 0, b - a);
-    ++it;
+    TRY(fn());
+    std::lock_guard l(mu_);
+    // Whole granules go; the bytes of the edge granules in range become zeros.
+    cut(up(off), down(end));
+    for (uint64_t x : {off, std::max(off, down(end))}) {
+      auto it = at(x);
+      if (it == exts_.end()) continue;
+      Ext& e = it->second;
+      uint64_t a = x - it->first, b = std::min(end - it->first, e.len);
+      if (b > a) std::memset(e.data.get() + a, 0, b - a);
+    }
+    cache_.freed();
+    return {};
   }
-  cache_.freed();
-  return {};
 }
 
 void VmObject::extend(uint64_t size) {
@@ -616,31 +903,6 @@ Result<Attr> VmObject::getattr(bool regular) {
   return a;
 }
 
-Status VmObject::write_back_held(uint64_t g) {
-  Page* p;
-  uint32_t lo, hi;
-  {
-    std::lock_guard l(mu_);
-    auto it = pages_.find(g);
-    if (it == pages_.end() || !it->second.dirty) return {};
-    p = &it->second;
-    p->dirty = false;
-    --ndirty_;
-    cache_.dirty_bytes -= p->cap;
-    lo = p->dlo;
-    hi = static_cast<uint32_t>(std::min<uint64_t>(p->dhi, size_ > g ? size_ - g : 0));
-  }
-  Bio bio{Bio::Op::kWrite, g + lo, {p->data.get() + lo, hi > lo ? hi - lo : 0}, 0};
-  Status s = hi > lo ? fs_.strategy(ino_, bio) : Status{};
-  if (!s.ok()) {
-    std::lock_guard l(mu_);
-    mark_dirty(*p, lo, hi);
-    return s;
-  }
-  cache_.writebacks.fetch_add(1, std::memory_order_relaxed);
-  return {};
-}
-
 void VmObject::lower_state(ccms::Dataspace&, ccms::Range r, ccms::State from, ccms::State to) {
   int err = 0;
   if (r.beg <= kAttrOffset && r.end > kAttrOffset) {
@@ -673,26 +935,30 @@ void VmObject::lower_state(ccms::Dataspace&, ccms::Range r, ccms::State from, cc
   }
   uint64_t beg = r.beg, end = std::min(r.end, kDataEnd);
   if (beg < end) {
-    std::vector<uint64_t> gs;
+    std::vector<uint64_t> starts;
     {
       std::lock_guard l(mu_);
-      for (auto it = pages_.lower_bound(down(beg)); it != pages_.end() && it->first < end; ++it)
-        if (it->first + kGranule > beg) gs.push_back(it->first);
+      auto it = at(beg);
+      for (it = it != exts_.end() ? it : exts_.lower_bound(beg);
+           it != exts_.end() && it->first < end; ++it)
+        starts.push_back(it->first);
     }
-    for (uint64_t g : gs) {
-      // Dirty pages exist only under MODIFIED, or after a failed write-back: retry.
-      Status s = write_back_held(g);
-      if (!s.ok() && !err) err = s.error().code();
-      if (to != ccms::State::kInvalid) continue;
+    // Dirty extents exist only under MODIFIED, or after a failed write-back: retry.
+    for (uint64_t s : starts) {
+      Status st = write_back(s);
+      if (!st.ok() && !err) err = st.error().code();
+    }
+    if (to == ccms::State::kInvalid) {
       // Every set_state here covers whole granules (lower(), evict()), and it holds all
       // of its range while calling us once per run of equal state; runs may split a
-      // page (mark_modified marks a write's exact bytes), so any page a run touches
-      // lies wholly in the held range.
-      std::lock_guard l(mu_);
-      auto it = pages_.find(g);
-      if (it != pages_.end()) drop(it);
+      // granule (mark_modified marks a write's exact bytes), so any (one-granule)
+      // extent a run touches lies wholly in the held range.
+      {
+        std::lock_guard l(mu_);
+        cut(down(beg), up(end));
+      }
+      cache_.freed();
     }
-    if (to == ccms::State::kInvalid) cache_.freed();
   }
   if (err) {
     std::lock_guard l(mu_);

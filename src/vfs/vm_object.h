@@ -1,8 +1,10 @@
-// A vnode's VM object: its cached data, kept as pages keyed by offset, and the
-// buffer-cache logic over them (read, write, truncate, write-back, eviction).
+// A vnode's VM object: its cached data, kept as variable-sized ranges (extents)
+// keyed by offset, and the buffer-cache logic over them (read, write, truncate,
+// write-back, eviction, split and merge).
 // Theory of operation in vm_object.cpp. Internal to vfs/.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -11,6 +13,8 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <utility>
+#include <vector>
 
 #include "ccms/ccms.h"
 #include "vfs/filesystem.h"
@@ -18,18 +22,26 @@
 
 namespace dfly::vfs {
 
-// Every page covers the granule [g, g + kGranule) with g a multiple of kGranule.
+// Extents start and end on multiples of kGranule (and coherent filesystems' cache
+// states change only on them).
 inline constexpr uint64_t kGranule = 64 * 1024;
 
 // Accounting shared by every VM object of one Vfs: bytes held, the bound, and the
 // throttle that makes callers wait for the flusher when the bound is exceeded.
 class Cache {
  public:
-  explicit Cache(const CacheConfig& c) : config(c) {}
+  explicit Cache(const CacheConfig& c)
+      : config(c),
+        // At most a quarter of the bound, so eviction always has several to choose.
+        max_extent(std::max(kGranule, std::min((c.max_extent + kGranule - 1) & ~(kGranule - 1),
+                                               (c.max_bytes / 4) & ~(kGranule - 1)))) {}
   const CacheConfig config;
-  std::atomic<uint64_t> bytes{0}, dirty_bytes{0};
-  std::atomic<uint64_t> hits{0}, misses{0}, writebacks{0}, evictions{0};
-  std::function<void()> kick;  // wakes the flusher; set once before any I/O
+  const uint64_t max_extent;
+  std::atomic<uint64_t> bytes{0}, dirty_bytes{0}, extents{0};
+  std::atomic<uint64_t> hits{0}, misses{0}, writebacks{0}, evictions{0}, merges{0}, splits{0},
+      writearounds{0};
+  std::atomic<uint64_t> clock{0};  // ticks per use: an extent's last use, for eviction
+  std::function<void()> kick;      // wakes the flusher; set once before any I/O
 
   // Called before taking any range lock: while over the bound, wakes the flusher and
   // waits (a bounded time: a flusher that cannot free memory must not hang I/O).
@@ -50,9 +62,9 @@ class Cache {
 class VmObject : private ccms::Owner {
  public:
   // anonymous: memory with no filesystem behind it (Vfs::anon): holes read as zeros,
-  // nothing is fetched or written back, dirty pages stay until truncated or freed.
+  // nothing is fetched or written back, dirty data stays until truncated or freed.
   VmObject(Filesystem& fs, Ino ino, Cache& cache, uint64_t size, bool anonymous = false);
-  ~VmObject();  // drops every page, dirty or not (flush first to keep the data)
+  ~VmObject();  // drops every extent, dirty or not (flush first to keep the data)
   VmObject(const VmObject&) = delete;
   VmObject& operator=(const VmObject&) = delete;
 
@@ -61,12 +73,16 @@ class VmObject : private ccms::Owner {
   // Truncates or extends to `size` (exclusive lock from the cut), then has the
   // filesystem apply `set` (which carries kSize and any other fields).
   Result<Attr> truncate(const SetAttr& set);
-  // Writes back every dirty page and the write times.
+  // Writes back every dirty extent (one strategy call each) and the write times.
   Status flush();
-  // Drops clean pages whose range nobody has locked; returns bytes freed.
-  uint64_t evict();
-  // Drops the cache over [off, off + len) (whole pages) and zeroes the rest, under an
-  // exclusive lock, then runs fn (the filesystem's punch or allocation).
+  // Appends (last use, bytes) of every clean extent.
+  void clean_ages(std::vector<std::pair<uint64_t, uint64_t>>& out);
+  // Drops clean extents last used no later than `cutoff` whose range nobody has
+  // locked, while the cache is over 80% of its bound; returns bytes freed.
+  uint64_t evict(uint64_t cutoff = ~uint64_t{0});
+  // Under an exclusive lock runs fn (the filesystem's punch or allocation), then drops
+  // the cache over [off, off + len): whole granules are cut out of their extents
+  // (splitting them), the edges zeroed.
   Status invalidate(uint64_t off, uint64_t len, const std::function<Status()>& fn);
   void extend(uint64_t size);  // the filesystem grew the file (fallocate)
   void overlay(Attr& a);       // size and times of writes not yet written back
@@ -98,23 +114,49 @@ class VmObject : private ccms::Owner {
   // first). A missing state is acquired with no lock held, then everything is retried.
   Status lock_both(ccms::Lock& d, ccms::Range r, ccms::Mode m, ccms::Lock* a, ccms::Mode am);
   Status lock_attr(ccms::Lock& a, ccms::Mode m);
-  Status refresh_size();               // caller holds the attribute token
-  Status write_back_held(uint64_t g);  // caller (a lowering) holds page g exclusively
+  Status refresh_size();  // caller holds the attribute token
 
-  struct Page {
-    std::unique_ptr<std::byte[]> data;  // cap bytes; the rest of the granule is zero
-    uint32_t cap = 0;
-    uint32_t reserved = 0;  // bytes from the page start the filesystem has reserved
+  // One cached range [start, start + span) (the map key is start). Bytes [0, len) are
+  // the file's (or zeros the filesystem also reads as zeros); [len, span) read as
+  // zeros and are not stored. The buffer holds alloc >= len bytes (its tail past len
+  // is uninitialized: nothing is zero-filled that a write will overwrite).
+  struct Ext {
+    std::unique_ptr<std::byte[]> data;
+    uint64_t alloc = 0, len = 0, span = 0;
+    uint64_t reserved = 0;  // bytes from the start the filesystem has reserved
     bool dirty = false;
-    uint32_t dlo = 0, dhi = 0;  // when dirty: the bytes that differ from the filesystem
+    uint64_t dlo = 0, dhi = 0;  // when dirty: the bytes that differ from the filesystem
+    uint64_t used = 0;          // last use (Cache::clock)
   };
-  Status flush_page(uint64_t g);
-  // The page at g, fetched from the filesystem if absent. Caller holds a lock that
-  // overlaps the page. nullptr: nothing cached and the granule reads as zeros.
-  Result<Page*> get(uint64_t g);
-  uint64_t grow(Page& p, uint32_t need);               // caller holds the whole page exclusively
-  void mark_dirty(Page& p, uint32_t lo, uint32_t hi);  // caller holds mu_
-  void drop(std::map<uint64_t, Page>::iterator it);
+  using ExtMap = std::map<uint64_t, Ext>;
+
+  // All helpers below: caller holds mu_.
+  ExtMap::iterator at(uint64_t x);  // the extent whose span holds x, or end()
+  ExtMap::iterator insert(uint64_t start, Ext e);
+  void erase(ExtMap::iterator it);
+  void realloc(Ext& e, uint64_t alloc);  // keeps [0, min(len, alloc)); caller holds e
+  void mark_dirty(Ext& e, uint64_t lo, uint64_t hi);
+  void mark_clean(Ext& e);
+  // Removes [a, b) (granule-aligned) from the cache: extents inside go, extents
+  // crossing a or b are split (their part inside dropped). Caller holds every extent
+  // that meets [a, b) whole, exclusively. The one place ranges leave the cache
+  // other than whole (truncate, punch, revocation, eviction).
+  void cut(uint64_t a, uint64_t b);
+  // Lock bounds for a write of [off, end) that creates or resizes extents: whole
+  // extents, and the previous one when the write continues it (a merge).
+  uint64_t lock_lo(uint64_t off);
+  uint64_t lock_hi(uint64_t end);
+  bool covered(uint64_t off, uint64_t end);  // every byte lies below some extent's len
+
+  // Fetches [beg, end) (granule-aligned, absent when looked at) from the filesystem
+  // and inserts it as extents where still absent. Caller holds a lock meeting every
+  // granule of it. false: the filesystem holds no data there (reads as zeros).
+  Result<bool> fetch(uint64_t beg, uint64_t end);
+  // The write itself; the caller holds `held` exclusively (write()).
+  Result<size_t> write_locked(uint64_t off, std::span<const std::byte> in, ccms::Range held);
+  // Writes back the extent at start if dirty. Caller holds all of it (shared or more).
+  Status write_back(uint64_t start);
+  Status flush_extent(uint64_t start);  // takes the lock, then write_back
 
   Filesystem& fs_;
   const Ino ino_;
@@ -123,8 +165,9 @@ class VmObject : private ccms::Owner {
   Cache& cache_;
   ccms::Dataspace ds_;
   std::mutex raise_mu_;  // coherent: serializes raising states after grants
-  std::mutex mu_;        // guards the map, flags, size and times; never held across I/O
-  std::map<uint64_t, Page> pages_;
+  std::mutex mu_;        // guards the map, extent fields, size and times; never held across I/O
+  const uint64_t max_ext_;
+  ExtMap exts_;
   uint64_t size_;
   uint64_t ndirty_ = 0;
   bool times_dirty_ = false;
