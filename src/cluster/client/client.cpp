@@ -32,6 +32,15 @@
 //     on one connection in that order; the GRANT is applied on the connection's
 //     reader thread (call_async_inline), before the reader even reads the REVOKE,
 //     and under mu_, which the REVOKE handler takes before lowering.
+//   - One message per direction per coherence cycle (protocol version 2). A
+//     revocation's write-back does not send WRITEs: strategy() on the revoking thread
+//     (tls_stash) sets the data aside, and the REVOKE_ACK carries it (up to
+//     kStashMax; beyond it, what was set aside goes as WRITEs first, in order). The
+//     pages are clean once set aside, so fsync() waits until such an ack has left
+//     (stash_inflight_) before it sends FSYNC; the server applies an ack before it
+//     reads our next frame. A SHARED data acquire asks for the data with the grant,
+//     which the reader thread keeps as read-ahead pages (keep_granted) for the VFS's
+//     read that follows: no READ round trip.
 //   - Names and attributes are not cached here: the VFS asks for every lookup and
 //     the kernel is told zero timeouts, so the server's answer is always current.
 //     Sizes are the exception (the attribute token at vfs::kAttrOffset covers them).
@@ -83,6 +92,19 @@ Error not_connected() {
   return Error(ENOTCONN, "cluster: not connected to the server");
 }
 
+// The data a revocation's lowering writes back, sent with its ack (see revoke()).
+struct Stash {
+  vfs::Ino ino = 0;
+  std::vector<proto::Extent> extents;
+  size_t bytes = 0;
+  bool counted = false;  // stash_inflight_[ino] raised for this revocation
+  bool full = false;     // over budget: this revocation writes back with WRITEs
+};
+// Set on the thread that runs a revocation's lowering, whose strategy() writes land
+// in it (the VFS writes back on the lowering's own thread; one on another thread
+// simply sends WRITE).
+thread_local Stash* tls_stash = nullptr;
+
 }  // namespace
 
 class ClusterFs final : public vfs::Filesystem {
@@ -95,7 +117,10 @@ class ClusterFs final : public vfs::Filesystem {
 
   // vfs::Filesystem
   vfs::Ino root() const override { return root_; }
-  Result<vfs::Attr> getattr(vfs::Ino ino) override { return attr(proto::Getattr{ino}); }
+  Result<vfs::Attr> getattr(vfs::Ino ino) override {
+    wait_writes(ino);
+    return attr(proto::Getattr{ino});
+  }
   Result<vfs::Attr> lookup(vfs::Ino dir, std::string_view name) override {
     return attr(proto::Lookup{dir, proto::Name(name)});
   }
@@ -138,6 +163,7 @@ class ClusterFs final : public vfs::Filesystem {
       std::lock_guard l(mu_);
       drop_ahead(ino);
     }
+    wait_writes(ino);
     auto a = attr(w);
     if (s.valid & vfs::SetAttr::kSize) {
       std::lock_guard l(mu_);
@@ -151,7 +177,16 @@ class ClusterFs final : public vfs::Filesystem {
   Status reserve(vfs::Ino ino, uint64_t off, uint64_t len) override {
     return empty(proto::Reserve{ino, off, len});
   }
-  Status fsync(vfs::Ino ino, bool datasync) override { return empty(proto::Fsync{ino, datasync}); }
+  Status fsync(vfs::Ino ino, bool datasync) override {
+    {
+      // Data a revocation wrote back travels in its ack: send FSYNC only after the
+      // ack (the server applies an ack before it reads this client's next frame).
+      std::unique_lock l(mu_);
+      cv_.wait(l, [&] { return !stash_inflight_.count(ino); });
+    }
+    TRY(settle(ino));  // write-behind: every WRITE answered, failures reported here
+    return empty(proto::Fsync{ino, datasync});
+  }
   Result<vfs::StatFs> statfs() override {
     auto r = TRY(call(proto::Statfs{}));
     vfs::StatFs s;
@@ -184,12 +219,14 @@ class ClusterFs final : public vfs::Filesystem {
     return empty(proto::Removexattr{ino, proto::Name(name)});
   }
   Status fallocate(vfs::Ino ino, int mode, uint64_t off, uint64_t len) override {
+    wait_writes(ino);
     Status st = empty(proto::Fallocate{ino, mode, off, len});
     std::lock_guard l(mu_);
     drop_ahead(ino);
     return st;
   }
   Result<uint64_t> seek_data(vfs::Ino ino, uint64_t off, int whence) override {
+    wait_writes(ino);
     auto r = TRY(call(proto::Seek{ino, off, whence}));
     return r.off;
   }
@@ -246,8 +283,14 @@ class ClusterFs final : public vfs::Filesystem {
   void drop_everything();
   void housekeeping();
   Status revoke(vfs::Ino ino, Range r, State to);
+  Status send_stash(Stash& s);    // as WRITEs, in order (empties it)
   void drop_ahead(vfs::Ino ino);  // caller holds mu_
   Status read_ahead(vfs::Ino ino, vfs::Bio& bio);
+  void keep_granted(vfs::Ino ino, uint64_t off, uint32_t asked,
+                    const std::vector<std::byte>& data);  // caller holds mu_
+  // The VFS's read granule (filesystem.h: acquire ranges are 64 KiB aligned); a page
+  // of another size is simply not used.
+  static constexpr size_t kGrantPage = 64 * 1024;
   static constexpr uint64_t kAheadMax = 64ull << 20;  // bytes read ahead, all inodes
 
   // Passes of the revocation window before local answers stop (see revoke()).
@@ -267,13 +310,33 @@ class ClusterFs final : public vfs::Filesystem {
   std::map<vfs::Ino, RangeMap> held_;
   std::set<vfs::Ino> forgetting_;  // FORGET sent, reply not yet in
   std::map<vfs::Ino, Revoking> revoking_;
+  // Write-behind (see strategy()): WRITEs in flight, per inode, and the first failure
+  // of one since settle() last took it.
+  struct Wb {
+    std::vector<std::pair<uint64_t, Range>> live;  // token, bytes
+    int err = 0;
+    std::string why;
+  };
+  std::map<vfs::Ino, Wb> wb_;
+  uint64_t wb_bytes_ = 0, wb_next_ = 1;
+  static constexpr uint64_t kWbMax = 16ull << 20;  // bytes of WRITEs in flight, at most
+  bool writing(vfs::Ino ino, Range r) const;       // caller holds mu_
+  void wait_writes(vfs::Ino ino);                  // until no WRITE of ino is in flight
+  Status settle(vfs::Ino ino);                     // wait_writes, then take the failure
+  Status write_behind(vfs::Ino ino, uint64_t off, std::span<const std::byte> data);
+  std::map<vfs::Ino, int> stash_inflight_;      // revocations whose acks carry data, not yet sent
+  static constexpr size_t kStashMax = 1 << 20;  // data sent with one ack, at most
   // Read-ahead (see strategy()): per inode, data fetched beyond what the VFS asked.
   struct Ahead {
     uint64_t gen = 0;     // bumped by every invalidation; a fetch from an older gen is dropped
     int inflight = 0;     // fetches sent and not yet back
     uint64_t next = 0;    // where a sequential reader reads next
     uint32_t window = 0;  // the last fetch's length
-    std::map<uint64_t, std::vector<std::byte>> pages;  // offset -> bytes (<= one granule)
+    struct Page {
+      std::vector<std::byte> data;  // <= one granule
+      bool eof = false;  // the file ended inside it (a grant's data): a short page is whole
+    };
+    std::map<uint64_t, Page> pages;  // by offset
   };
   std::map<vfs::Ino, Ahead> ahead_;
   uint64_t ahead_bytes_ = 0;
@@ -340,7 +403,10 @@ Status ClusterFs::start() {
 ClusterFs::~ClusterFs() {
   std::shared_ptr<transport::Connection> c;
   {
-    std::lock_guard l(mu_);
+    std::unique_lock l(mu_);
+    // Write-behind: what the VFS wrote back at teardown must reach the server first
+    // (bounded: a WRITE fails by its timeout or with the connection).
+    cv_.wait_for(l, std::chrono::seconds(60), [&] { return wb_bytes_ == 0; });
     stopping_ = true;
     c = conn_;
   }
@@ -404,8 +470,9 @@ void ClusterFs::housekeeping() {
       continue;
     }
     uint32_t lease = lease_ms_ ? lease_ms_ : 15000;
-    cv_.wait_for(l, std::chrono::milliseconds(std::max<uint32_t>(lease / 3, 20)));
-    if (stopping_ || !conn_) continue;
+    // cv_ also wakes for other reasons (a FORGET or an ack went out): renew only when due.
+    auto due = Clock::now() + std::chrono::milliseconds(std::max<uint32_t>(lease / 3, 20));
+    if (cv_.wait_until(l, due, [&] { return stopping_ || !conn_; })) continue;
     auto c = conn_;
     if (Clock::now() - last_heard_ > std::chrono::milliseconds(lease)) {
       // Nothing heard for a whole lease: the server has fenced us. Stop using the cache.
@@ -437,13 +504,36 @@ void ClusterFs::on_push(transport::Incoming in) {
     last_heard_ = Clock::now();
   }
   if (auto* rv = std::get_if<proto::Revoke>(&*req)) {
+    Stash stash;
+    stash.ino = rv->ino;
+    tls_stash = &stash;
     Status st = revoke(rv->ino, Range{rv->beg, rv->end}, rv->to);
+    tls_stash = nullptr;
+    // The ack tells the server our data is there: every WRITE of ino first. (A failed
+    // one fails a lowering to SHARED; for kInvalid it is left for the next fsync.)
+    if (rv->to != State::kInvalid) {
+      if (Status w = settle(rv->ino); !w.ok() && st.ok()) st = std::move(w);
+    } else {
+      wait_writes(rv->ino);
+    }
     if (!st.ok() && rv->to != State::kInvalid) {
+      // No ack: the data goes as WRITEs (the pages are clean here now).
+      send_stash(stash).ignore_error_on_purpose();
       std::lock_guard l(mu_);
       counts_.revoke_errors++;
-      return in.reply_error(st.error().code(), st.error().to_string());
+      in.reply_error(st.error().code(), st.error().to_string());
+    } else {
+      proto::RevokeAck ack{rv->to, {}};
+      ack.written.assign(std::make_move_iterator(stash.extents.begin()),
+                         std::make_move_iterator(stash.extents.end()));
+      in.reply(ack);
     }
-    return in.reply(proto::RevokeAck{rv->to});
+    if (stash.counted) {
+      std::lock_guard l(mu_);
+      if (--stash_inflight_[rv->ino] == 0) stash_inflight_.erase(rv->ino);
+      cv_.notify_all();
+    }
+    return;
   }
   if (auto* ie = std::get_if<proto::InvalEntry>(&*req)) {
     if (std::shared_lock c(cc_mu_); cc_) cc_->invalidate_entry(ie->dir, std::string_view(ie->name));
@@ -565,19 +655,29 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
   if (!c) return done(not_connected());
   // Data: ask for the whole file; the server trims at other clients' holdings. The
   // attribute token: exactly itself.
+  // A SHARED data acquire comes right before the VFS reads what it lacks there: the
+  // grant brings that data (kept as read-ahead pages), saving a READ round trip.
   bool data = r.end <= vfs::kDataEnd;
-  proto::Acquire req{ino, r.beg, r.end, want, data ? 0 : r.beg, data ? vfs::kDataEnd : r.end};
-  c->call_async_inline(proto::make_request(req), [this, ino, r, want, done = std::move(done)](
-                                                     Result<transport::Frame> f) {
-    if (!f.ok()) return done(std::move(f).error());
-    auto g = proto::decode_reply<proto::Granted>(*f);
-    if (!g.ok()) return done(std::move(g).error());
-    if (g->ino != ino || g->beg > r.beg || g->end < r.end || g->state < want)
-      return done(Error(EPROTO, "cluster: the server granted less than asked"));
-    std::lock_guard l(mu_);
-    held_[ino].raise(Range{g->beg, g->end}, g->state);
-    done(g->state);
-  });
+  uint32_t data_max = data && want == State::kShared
+                          ? uint32_t(std::min<uint64_t>(r.end - r.beg, proto::kMaxIo))
+                          : 0;
+  proto::Acquire req{ino,     r.beg, r.end, want, data ? 0 : r.beg, data ? vfs::kDataEnd : r.end,
+                     data_max};
+  c->call_async_inline(
+      proto::make_request(req),
+      [this, ino, r, want, data_max, done = std::move(done)](Result<transport::Frame> f) {
+        if (!f.ok()) return done(std::move(f).error());
+        auto g = proto::decode_reply<proto::Granted>(*f);
+        if (!g.ok()) return done(std::move(g).error());
+        if (g->ino != ino || g->beg > r.beg || g->end < r.end || g->state < want)
+          return done(Error(EPROTO, "cluster: the server granted less than asked"));
+        if (g->data.size() > data_max)
+          return done(Error(EPROTO, "cluster: the server sent more data than asked"));
+        std::lock_guard l(mu_);
+        held_[ino].raise(Range{g->beg, g->end}, g->state);
+        if (g->has_data) keep_granted(ino, r.beg, data_max, g->data);
+        done(g->state);
+      });
 }
 
 void ClusterFs::drop_states(vfs::Ino ino) {
@@ -595,6 +695,7 @@ void ClusterFs::forget(vfs::Ino ino) {
     drop_ahead(ino);
     forgetting_.insert(ino);
   }
+  wait_writes(ino);  // FORGET releases the states: our data must be there first
   call(proto::Forget{ino}).ignore_error_on_purpose();  // gone with the session if it fails
   {
     std::lock_guard l(mu_);
@@ -618,12 +719,35 @@ void ClusterFs::forget(vfs::Ino ino) {
 void ClusterFs::drop_ahead(vfs::Ino ino) {
   auto it = ahead_.find(ino);
   if (it == ahead_.end()) return;
-  for (auto& [off, d] : it->second.pages) ahead_bytes_ -= d.size();
+  for (auto& [off, d] : it->second.pages) ahead_bytes_ -= d.data.size();
   it->second.pages.clear();
   it->second.gen++;
   it->second.next = 0;
   it->second.window = 0;
   if (it->second.inflight == 0) ahead_.erase(it);
+}
+
+// The data a grant brought, from `off` (asked: `asked` bytes; fewer: the file ends
+// there), kept as read-ahead pages of kGrantPage bytes for the VFS's reads that follow
+// (read_ahead). Valid for as long as kept read-ahead data is (above): this node holds
+// SHARED there from this grant on, and this runs on the reader thread, before any
+// later revocation can drop it. Caller holds mu_.
+void ClusterFs::keep_granted(vfs::Ino ino, uint64_t off, uint32_t asked,
+                             const std::vector<std::byte>& data) {
+  if (ahead_bytes_ + data.size() > kAheadMax) return;
+  Ahead& a = ahead_[ino];
+  bool short_read = data.size() < asked;
+  for (size_t at = 0; at < data.size() || (at == 0 && short_read); at += kGrantPage) {
+    size_t n = std::min<size_t>(kGrantPage, data.size() - at);
+    bool eof = short_read && at + kGrantPage >= data.size();
+    if (n < kGrantPage && !eof) break;
+    auto [it, fresh] = a.pages.try_emplace(off + at);
+    if (!fresh) ahead_bytes_ -= it->second.data.size();
+    it->second.data.assign(data.begin() + long(at), data.begin() + long(at + n));
+    it->second.eof = eof;
+    ahead_bytes_ += n;
+    if (eof) break;
+  }
 }
 
 Status ClusterFs::read_ahead(vfs::Ino ino, vfs::Bio& bio) {
@@ -634,9 +758,11 @@ Status ClusterFs::read_ahead(vfs::Ino ino, vfs::Bio& bio) {
   {
     std::lock_guard l(mu_);
     Ahead& a = ahead_[ino];
-    if (auto it = a.pages.find(off); it != a.pages.end() && it->second.size() == len) {
-      size_t n = it->second.size();
-      std::memcpy(bio.data.data(), it->second.data(), n);
+    if (auto it = a.pages.find(off);
+        it != a.pages.end() &&
+        (it->second.data.size() == len || (it->second.eof && it->second.data.size() < len))) {
+      size_t n = it->second.data.size();
+      if (n) std::memcpy(bio.data.data(), it->second.data.data(), n);
       bio.done = n;
       ahead_bytes_ -= n;
       a.pages.erase(it);
@@ -679,7 +805,7 @@ Status ClusterFs::read_ahead(vfs::Ino ino, vfs::Bio& bio) {
     if (keep && ahead_bytes_ + keep > kAheadMax) {
       // Full of data nobody asked for (readers that stopped): forget it all.
       for (auto& [other, o] : ahead_) {
-        for (auto& [po, d] : o.pages) ahead_bytes_ -= d.size();
+        for (auto& [po, d] : o.pages) ahead_bytes_ -= d.data.size();
         o.pages.clear();
       }
     }
@@ -687,7 +813,7 @@ Status ClusterFs::read_ahead(vfs::Ino ino, vfs::Bio& bio) {
       for (size_t at = len; at < len + keep; at += len) {
         auto [it, fresh] = a.pages.try_emplace(off + at);
         if (!fresh) continue;
-        it->second.assign(r->data.begin() + long(at), r->data.begin() + long(at + len));
+        it->second.data.assign(r->data.begin() + long(at), r->data.begin() + long(at + len));
         ahead_bytes_ += len;
       }
   }
@@ -695,13 +821,126 @@ Status ClusterFs::read_ahead(vfs::Ino ino, vfs::Bio& bio) {
   return st;
 }
 
-Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
-  if (bio.op == vfs::Bio::Op::kRead && bio.data.size() <= proto::kMaxIo && !bio.data.empty())
-    return read_ahead(ino, bio);
-  if (bio.op == vfs::Bio::Op::kWrite) {
-    std::lock_guard l(mu_);
-    drop_ahead(ino);
+// Write-behind. A write-back returns once its WRITE is sent, so the flusher and fsync
+// keep many in flight instead of paying a round trip per page. Since the server
+// handles requests concurrently, whatever must see the data waits for the replies
+// first (wait_writes): our READs, SETATTR, FALLOCATE, SEEK, GETATTR, FORGET, FSYNC
+// (which also reports a failed WRITE: settle), a revocation's ack (so the home node
+// grants nothing before our data is applied), and a WRITE of the same bytes (order).
+// In flight at most kWbMax bytes.
+bool ClusterFs::writing(vfs::Ino ino, Range r) const {
+  auto it = wb_.find(ino);
+  if (it == wb_.end()) return false;
+  for (const auto& [t, w] : it->second.live)
+    if (w.beg < r.end && r.beg < w.end) return true;
+  return false;
+}
+
+void ClusterFs::wait_writes(vfs::Ino ino) {
+  std::unique_lock l(mu_);
+  cv_.wait(l, [&] { return !writing(ino, Range{0, UINT64_MAX}); });
+}
+
+Status ClusterFs::settle(vfs::Ino ino) {
+  std::unique_lock l(mu_);
+  cv_.wait(l, [&] { return !writing(ino, Range{0, UINT64_MAX}); });
+  auto it = wb_.find(ino);
+  if (it == wb_.end()) return Ok{};
+  Error e(it->second.err, "cluster: write-back failed: " + it->second.why);
+  wb_.erase(it);
+  return e;
+}
+
+Status ClusterFs::write_behind(vfs::Ino ino, uint64_t off, std::span<const std::byte> data) {
+  for (size_t at = 0; at < data.size();) {
+    size_t n = std::min<size_t>(data.size() - at, proto::kMaxIo);
+    Range r{off + at, off + at + n};
+    std::shared_ptr<transport::Connection> c;
+    uint64_t token;
+    {
+      std::unique_lock l(mu_);
+      drop_ahead(ino);
+      cv_.wait(l, [&] {
+        return !conn_ || (!writing(ino, r) && (wb_bytes_ == 0 || wb_bytes_ + n <= kWbMax));
+      });
+      c = conn_;
+      if (!c) return not_connected();
+      token = wb_next_++;
+      wb_[ino].live.emplace_back(token, r);
+      wb_bytes_ += n;
+    }
+    proto::Write w;
+    w.ino = ino;
+    w.off = r.beg;
+    w.data.assign(data.begin() + long(at), data.begin() + long(at + n));
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    // Inline: the reply only updates the books (and this never blocks the reader).
+    c->call_async_inline(proto::make_request(w), [this, ino, token, n](Result<transport::Frame> f) {
+      Status st = Ok{};
+      if (!f.ok()) {
+        st = std::move(f).error();
+      } else if (auto rep = proto::decode_reply<proto::WriteReply>(*f); !rep.ok()) {
+        st = std::move(rep).error();
+      }
+      std::lock_guard l(mu_);
+      drop_ahead(ino);
+      wb_bytes_ -= n;
+      Wb& b = wb_[ino];
+      for (auto i = b.live.begin(); i != b.live.end(); ++i)
+        if (i->first == token) {
+          b.live.erase(i);
+          break;
+        }
+      if (!st.ok() && !b.err) {
+        b.err = st.error().code();
+        b.why = st.error().to_string();
+      }
+      if (b.live.empty() && !b.err) wb_.erase(ino);
+      cv_.notify_all();
+    });
+    at += n;
   }
+  return Ok{};
+}
+
+Status ClusterFs::send_stash(Stash& s) {
+  wait_writes(s.ino);  // what was set aside is newer than any WRITE in flight
+  Status st = Ok{};
+  for (auto& e : s.extents) {
+    proto::Write w{s.ino, e.off, std::move(e.data)};
+    if (auto r = call(w); !r.ok() && st.ok()) st = std::move(r).error();
+  }
+  s.extents.clear();
+  s.bytes = 0;
+  return st;
+}
+
+Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
+  if (Stash* s = tls_stash; s && s->ino == ino && bio.op == vfs::Bio::Op::kWrite && !s->full) {
+    // A revocation's write-back: the data goes with the ack (one message instead of
+    // a WRITE round trip per page before it).
+    if (s->bytes + bio.data.size() <= kStashMax && s->extents.size() < proto::kMaxAckExtents) {
+      std::lock_guard l(mu_);
+      drop_ahead(ino);
+      if (!s->counted) {
+        stash_inflight_[ino]++;
+        s->counted = true;
+      }
+      proto::Extent e;
+      e.off = bio.off;
+      e.data.assign(bio.data.begin(), bio.data.end());
+      s->bytes += e.data.size();
+      s->extents.push_back(std::move(e));
+      return Ok{};
+    }
+    // Too much for one ack: what is stashed goes first (order matters: a page may be
+    // written back twice in one revocation), then everything as WRITEs.
+    s->full = true;
+    TRY(send_stash(*s));
+  }
+  if (bio.op == vfs::Bio::Op::kWrite) return write_behind(ino, bio.off, bio.data);
+  wait_writes(ino);  // a READ must not overtake our own WRITE (handled concurrently)
+  if (bio.data.size() <= proto::kMaxIo && !bio.data.empty()) return read_ahead(ino, bio);
   size_t at = 0;
   while (at < bio.data.size()) {
     size_t n = std::min<size_t>(bio.data.size() - at, proto::kMaxIo);
@@ -712,18 +951,7 @@ Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
       at += r.data.size();
       bio.done = at;
       if (r.data.size() < n) break;  // end of file
-    } else {
-      proto::Write w;
-      w.ino = ino;
-      w.off = bio.off + at;
-      w.data.assign(bio.data.begin() + long(at), bio.data.begin() + long(at + n));
-      TRY(call(w));
-      at += n;
     }
-  }
-  if (bio.op == vfs::Bio::Op::kWrite) {
-    std::lock_guard l(mu_);
-    drop_ahead(ino);
   }
   return Ok{};
 }

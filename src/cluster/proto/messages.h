@@ -2,9 +2,9 @@
 // this header is its code). One plain struct per request and per reply body; the
 // op table at the bottom pairs each opcode with its request and reply types.
 //
-// Field order is wire order, and both are frozen for protocol version 1: add a new
-// opcode (or a new version) rather than change a struct. Opcode values reach the
-// wire: never renumber.
+// Field order is wire order, and both are frozen within a protocol version (this is
+// version 2): add a new opcode (or a new version) rather than change a struct. Opcode values reach
+// the wire: never renumber.
 //
 // Thread-safety: plain values.
 #pragma once
@@ -26,6 +26,7 @@ inline constexpr size_t kMaxErrorText = 1024;    // the text of an error reply
 inline constexpr size_t kMaxListxattr = 65536;   // names in one LISTXATTR reply
 inline constexpr size_t kMaxDirEntries = 65536;  // entries in one READDIR reply
 inline constexpr size_t kMaxCounters = 4096;     // STATUS counters
+inline constexpr size_t kMaxAckExtents = 4096;   // written-back extents in one REVOKE_ACK
 
 using State = ccms::State;  // kInvalid 0, kShared 1, kExclusive 2, kModified 3
 using Name = Str<kMaxName>;
@@ -59,8 +60,10 @@ struct Empty {
 
 // Handshake -----------------------------------------------------------------------
 inline constexpr uint32_t kMagic = 0x594c4644;  // "DFLY" as bytes on the wire
-inline constexpr uint16_t kVersion = 1;
-inline constexpr uint16_t kMinVersion = 1;
+// Version 2: ACQUIRE asks for data with the grant (data_max), GRANTED carries it, and
+// REVOKE_ACK carries the written-back data (docs/cluster-protocol.md, section 7).
+inline constexpr uint16_t kVersion = 2;
+inline constexpr uint16_t kMinVersion = 2;
 enum HelloFlags : uint32_t { kHelloTls = 1 };  // the sender is speaking inside TLS
 
 struct Hello {
@@ -273,12 +276,21 @@ struct Acquire {
   uint64_t ino = 0, beg = 0, end = 0;
   State want = State::kShared;
   uint64_t desired_beg = 0, desired_end = 0;  // the server may widen up to this
-  DFLY_PROTO_FIELDS(ino, beg, end, want, desired_beg, desired_end)
+  // Nonzero: send the file's data from beg (at most this many bytes, <= kMaxIo, and
+  // not past end) with the grant, read after every conflicting state was lowered.
+  uint32_t data_max = 0;
+  DFLY_PROTO_FIELDS(ino, beg, end, want, desired_beg, desired_end, data_max)
+  bool valid() const { return data_max <= kMaxIo; }
 };
 struct Granted {
   uint64_t ino = 0, beg = 0, end = 0;
   State state = State::kInvalid;
-  DFLY_PROTO_FIELDS(ino, beg, end, state)
+  // With data_max: the data at the request's beg (short only at end of file: what a
+  // READ would return); empty and not sent when data_max was 0.
+  bool has_data = false;
+  Bytes<kMaxIo> data;
+  DFLY_PROTO_FIELDS(ino, beg, end, state, has_data, data)
+  bool valid() const { return has_data || data.empty(); }
 };
 struct Release {
   uint64_t ino = 0, beg = 0, end = 0;
@@ -291,9 +303,17 @@ struct Revoke {  // push
   uint32_t deadline_ms = 0;
   DFLY_PROTO_FIELDS(ino, beg, end, to, deadline_ms)
 };
+struct Extent {  // file data at off
+  uint64_t off = 0;
+  Bytes<kMaxIo> data;
+  DFLY_PROTO_FIELDS(off, data)
+};
 struct RevokeAck {
   State state = State::kInvalid;  // what the client now holds there (<= to)
-  DFLY_PROTO_FIELDS(state)
+  // The dirty data the lowering wrote back, in write order: the server writes it to
+  // the revoked inode before it counts the ack (instead of WRITE round trips).
+  List<Extent, kMaxAckExtents> written;
+  DFLY_PROTO_FIELDS(state, written)
 };
 struct InvalEntry {  // push
   uint64_t dir = 0;

@@ -39,6 +39,18 @@ struct Filler {
     m.off = rng();
     m.len = uint32_t(rng() % (kMaxIo + 1));
   }
+  void fill(Acquire& m) {
+    m.ino = rng(), m.beg = rng(), m.end = rng();
+    m.want = State(1 + rng() % 3);
+    m.desired_beg = rng(), m.desired_end = rng();
+    m.data_max = uint32_t(rng() % (kMaxIo + 1));
+  }
+  void fill(Granted& m) {
+    m.ino = rng(), m.beg = rng(), m.end = rng();
+    m.state = State(rng() % 4);
+    m.has_data = rng() % 2;
+    if (m.has_data) fill(m.data);
+  }
   void fill(Hello& m) {
     fill(m.name);
     m.version = uint16_t(1 + rng() % 100);
@@ -225,10 +237,32 @@ TEST(ClusterProto, OverLimitFields_AreMalformed) {
   EXPECT_EQ(decode<Setxattr>(enc(sx)).error().code(), EBADMSG);
   Symlink sl{1, Name("a"), Str<kMaxTarget>(std::string(4097, 'y')), {}};
   EXPECT_EQ(decode<Symlink>(enc(sl)).error().code(), EBADMSG);
-  Granted g{1, 0, 10, State::kShared};
+  Granted g{1, 0, 10, State::kShared, false, {}};
   auto b = enc(g);
-  b.back() = std::byte{4};  // no such cache state
+  b[24] = std::byte{4};  // no such cache state (after ino, beg, end)
   EXPECT_EQ(decode<Granted>(b).error().code(), EBADMSG);
+  // Version 2's fields: data only with has_data, data_max within one READ, the
+  // written-back extents of an ack within their limits.
+  Granted gd{1, 0, 10, State::kShared, false, Bytes<kMaxIo>(3, std::byte{1})};
+  EXPECT_EQ(decode<Granted>(enc(gd)).error().code(), EBADMSG);
+  gd.has_data = true;
+  EXPECT_TRUE(decode<Granted>(enc(gd)).ok());
+  Acquire aq{1, 0, 65536, State::kShared, 0, 1 << 20, uint32_t(kMaxIo + 1)};
+  EXPECT_EQ(decode<Acquire>(enc(aq)).error().code(), EBADMSG);
+  aq.data_max = uint32_t(kMaxIo);
+  EXPECT_TRUE(decode<Acquire>(enc(aq)).ok());
+  RevokeAck ack{State::kShared, {}};
+  ack.written.push_back(Extent{4096, Bytes<kMaxIo>(10, std::byte{7})});
+  ack.written.push_back(Extent{0, {}});
+  auto ab = enc(ack);
+  auto back = decode<RevokeAck>(ab);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(*back == ack);
+  ab.pop_back();  // truncated inside the last extent's length
+  EXPECT_EQ(decode<RevokeAck>(ab).error().code(), EBADMSG);
+  RevokeAck many{State::kInvalid, {}};
+  many.written.resize(kMaxAckExtents + 1);
+  EXPECT_EQ(decode<RevokeAck>(enc(many)).error().code(), EBADMSG);
   Time t{0, 1000000000};
   EXPECT_EQ(decode<Time>(enc(t)).error().code(), EBADMSG);
   Hello h;

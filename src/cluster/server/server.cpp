@@ -14,6 +14,12 @@
 //     conflicting states from other sessions (REVOKE pushes, whose replies are the
 //     acks); RELEASE and FORGET lower this session's records.
 //   - every message renews the session's lease.
+//   - Protocol version 2 (docs/cluster-protocol.md, section 7): a GRANTED carries the
+//     data of the requested range when asked (read in the grant's outbox item, after
+//     the home node saw every conflicting state lowered), and a REVOKE_ACK carries the
+//     data the client wrote back: the ack is handled on the connection's reader thread
+//     (call_async_inline), which writes that data to the Filesystem before it tells
+//     the home node, and before it reads the client's next frame.
 // The HomeNode is not thread-safe and may not be re-entered from its outputs: every
 // call into it holds mu_, and what it asks to send goes to outbox_ in order. flush()
 // sends the outbox under send_mu_, taking items in the order they were queued, so
@@ -31,8 +37,10 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <map>
@@ -43,6 +51,7 @@
 #include "cluster/proto/vfs_convert.h"
 #include "cluster/proto/wire.h"
 #include "cluster/transport/connection.h"
+#include "cluster/transport/pool.h"
 
 namespace dfly::cluster {
 namespace {
@@ -93,7 +102,7 @@ class Server::Impl : public HomeOutput, public std::enable_shared_from_this<Impl
   void on_connection(std::shared_ptr<transport::Connection> conn);
   void on_request(ClientId c, transport::Incoming in);
   void on_close(ClientId c);
-  void flush();
+  void flush(bool on_reader = false);
   void remember(ClientId c, vfs::Ino ino);
   void forget_inos(std::vector<vfs::Ino> gone);
   template <typename Req>
@@ -116,6 +125,7 @@ class Server::Impl : public HomeOutput, public std::enable_shared_from_this<Impl
 
   std::mutex send_mu_;  // one flusher at a time: the outbox leaves in order
   std::thread ticker_;
+  transport::WorkerPool reaper_{0, 4};  // destroys what a reader thread's flush() sent
 };
 
 // --- HomeOutput -------------------------------------------------------------------
@@ -124,8 +134,30 @@ void Server::Impl::grant(ClientId, uint64_t req_id, Ino ino, Range r, State s, u
   auto it = acquires_.find(req_id);
   if (it == acquires_.end()) return;
   auto in = std::shared_ptr<transport::Incoming>(std::move(it->second.in));
+  const proto::Acquire req = it->second.req;
   acquires_.erase(it);
-  outbox_.push_back([in, ino, r, s] { in->reply(proto::Granted{ino, r.beg, r.end, s}); });
+  outbox_.push_back([this, in, ino, r, s, req] {
+    proto::Granted g{ino, r.beg, r.end, s, false, {}};
+    // The data comes with the grant (no READ round trip). Read here, as the grant
+    // leaves: every conflicting state was lowered (its written-back data applied)
+    // before the home node granted, and no later conflicting grant can be used
+    // before this client acks a revoke that follows this reply on the wire.
+    if (req.data_max && req.beg < req.end) {
+      uint64_t n = std::min<uint64_t>({req.data_max, req.end - req.beg, proto::kMaxIo});
+      g.data.resize(n);
+      vfs::Bio bio;
+      bio.op = vfs::Bio::Op::kRead;
+      bio.off = req.beg;
+      bio.data = std::span<std::byte>(g.data.data(), g.data.size());
+      if (fs_->strategy(ino, bio).ok()) {
+        g.data.resize(bio.done);
+        g.has_data = true;
+      } else {
+        g.data.clear();  // the client falls back to READ (which reports the error)
+      }
+    }
+    in->reply(g);
+  });
 }
 
 void Server::Impl::fail(ClientId, uint64_t req_id, int err) {
@@ -147,22 +179,39 @@ void Server::Impl::revoke(ClientId c, uint64_t revoke_id, Ino ino, Range r, Stat
   std::weak_ptr<Impl> weak = weak_from_this();
   outbox_.push_back([conn, weak, c, revoke_id, ino, r, to, left] {
     proto::Revoke rv{ino, r.beg, r.end, to, left};
-    conn->call_async(proto::make_request(rv), [weak, c, revoke_id](Result<transport::Frame> f) {
-      auto self = weak.lock();
-      if (!self) return;
-      if (!f.ok()) return;  // the connection closed: the session's end handles it
-      auto ack = proto::decode_reply<proto::RevokeAck>(*f);
-      if (!ack.ok()) {
-        // A client that cannot lower its state is fenced at the revoke deadline.
-        return;
-      }
-      {
-        std::lock_guard l(self->mu_);
-        self->home_.renew(c, UINT64_MAX, now_ms());
-        self->home_.revoke_ack(c, revoke_id, now_ms());
-      }
-      self->flush();
-    });
+    // The ack is handled on the connection's reader thread, before any later frame of
+    // this client: its written-back data is in the filesystem before a later request
+    // of the client (an FSYNC) runs, and before the home node grants the range again.
+    conn->call_async_inline(
+        proto::make_request(rv), [weak, c, revoke_id, ino](Result<transport::Frame> f) {
+          auto self = weak.lock();
+          if (!self) return;
+          if (!f.ok()) return;  // the connection closed: the session's end handles it
+          auto ack = proto::decode_reply<proto::RevokeAck>(*f);
+          if (!ack.ok()) {
+            // A client that cannot lower its state is fenced at the revoke deadline.
+            return;
+          }
+          for (auto& e : ack->written) {
+            vfs::Bio bio;
+            bio.op = vfs::Bio::Op::kWrite;
+            bio.off = e.off;
+            bio.data = std::span<std::byte>(e.data.data(), e.data.size());
+            if (Status st = self->fs_->strategy(ino, bio); !st.ok()) {
+              // The client dropped the data as written: it cannot be told. Not acking
+              // fences it at the deadline, as for a client that failed to write back.
+              std::fprintf(stderr, "dfly: cluster: revoke ack: write-back of ino %llu failed: %s\n",
+                           static_cast<unsigned long long>(ino), st.error().to_string().c_str());
+              return;
+            }
+          }
+          {
+            std::lock_guard l(self->mu_);
+            self->home_.renew(c, UINT64_MAX, now_ms());
+            self->home_.revoke_ack(c, revoke_id, now_ms());
+          }
+          self->flush(/*on_reader=*/true);
+        });
   });
 }
 
@@ -174,23 +223,30 @@ void Server::Impl::fence(ClientId c) {
       [conn] { conn->close("fenced: lease expired or a revoke was not acknowledged in time"); });
 }
 
-void Server::Impl::flush() {
+void Server::Impl::flush(bool on_reader) {
   // Sent items are destroyed only after send_mu_ is released: a closure may hold the
   // last reference to a connection, whose destructor waits for that connection's
-  // handler threads — which may themselves be waiting here for send_mu_.
+  // handler threads — which may themselves be waiting here for send_mu_. On a
+  // connection's reader thread they are destroyed on the pool instead: that
+  // connection's destructor joins its reader.
   std::vector<std::function<void()>> sent;
-  std::lock_guard s(send_mu_);
-  for (;;) {
-    std::function<void()> f;
-    {
-      std::lock_guard l(mu_);
-      if (outbox_.empty()) break;
-      f = std::move(outbox_.front());
-      outbox_.pop_front();
+  {
+    std::lock_guard s(send_mu_);
+    for (;;) {
+      std::function<void()> f;
+      {
+        std::lock_guard l(mu_);
+        if (outbox_.empty()) break;
+        f = std::move(outbox_.front());
+        outbox_.pop_front();
+      }
+      f();
+      sent.push_back(std::move(f));
     }
-    f();
-    sent.push_back(std::move(f));
   }
+  if (on_reader && !sent.empty())
+    reaper_.post(
+        [sent = std::make_shared<decltype(sent)>(std::move(sent))]() mutable { sent.reset(); });
 }
 
 // --- sessions ---------------------------------------------------------------------

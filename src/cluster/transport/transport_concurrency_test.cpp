@@ -100,7 +100,7 @@ TEST(ClusterTransportConcurrency, PushDuringCalls_HandlerCallsBack_NoDeadlock) {
     w.data.resize(512);
     auto wr = raw->call(w);  // write back first, on the same connection
     if (!wr.ok()) return in.reply_error(wr.error().code(), "write-back failed");
-    in.reply(p::RevokeAck{rv->to});
+    in.reply(p::RevokeAck{rv->to, {}});
   });
   std::atomic<int> bad{0};
   std::vector<std::thread> ts;
