@@ -26,7 +26,9 @@
 // locks and may wait for pages locked by in-flight READs. So it is safe only from a
 // thread that no kernel request of that inode waits for: the filesystem's own
 // revocation thread, after the VFS dropped its range locks (CacheControl::lower does
-// exactly that), never from inside a request handler. ENOENT (the kernel does not
+// exactly that), never from inside a request handler, but for two that cannot wait
+// on a page: the direct writer's above and an attributes-only notify at open
+// (close-to-open filesystems, when the file changed underneath). ENOENT (the kernel does not
 // know the node, e.g. it forgot it) and every other error are ignored: there is
 // nothing cached to drop or nobody to tell.
 #define FUSE_USE_VERSION 312
@@ -223,18 +225,23 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
                S(req).vfs->rename(node(req, parent), name, node(req, newparent), newname, flags));
 }
 
-void setup_open(fuse_req_t req, fuse_file_info* fi) {
+// dropped: the VFS found the file changed underneath (close-to-open): the kernel
+// drops its pages (no KEEP_CACHE) and its attributes (a notify for attributes only
+// takes no page lock, so it is safe from a request handler).
+void setup_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, bool dropped) {
   const vfs::CachePolicy& p = S(req).policy;
   bool writer = (fi->flags & O_ACCMODE) != O_RDONLY;
   fi->direct_io =
       (fi->flags & O_DIRECT) || !p.kernel_data_cache || (writer && p.direct_io_writers) ? 1 : 0;
-  fi->keep_cache = fi->direct_io ? 0 : 1;
+  fi->keep_cache = fi->direct_io || dropped ? 0 : 1;
+  if (dropped) (void)fuse_lowlevel_notify_inval_inode(S(req).se, ino, -1, 0);
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Status s = S(req).vfs->open(node(req, ino), fi->flags);
+  bool dropped = false;
+  Status s = S(req).vfs->open(node(req, ino), fi->flags, &dropped);
   if (!s.ok()) return reply_err(req, s.error());
-  setup_open(req, fi);
+  setup_open(req, ino, fi, dropped);
   if (fuse_reply_open(req, fi) != 0) S(req).vfs->release(node(req, ino));
 }
 
@@ -253,7 +260,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     v.release(*vp);
     return reply_err(req, a.error());
   }
-  setup_open(req, fi);
+  setup_open(req, 0, fi, false);  // a new file: nothing cached to drop
   fuse_entry_param e{};
   e.ino = reinterpret_cast<fuse_ino_t>(vp.get());
   e.attr = to_stat(*a);
@@ -291,7 +298,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
 }
 
 void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-  if (!S(req).policy.write_back_on_close) {
+  if (!S(req).policy.close_to_open) {
     fuse_reply_err(req, 0);
     return;
   }

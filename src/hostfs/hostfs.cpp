@@ -31,9 +31,9 @@
 // readable through it. Holes read as zeros and reads are short only at end of file,
 // as the host does. reserve() is fallocate(KEEP_SIZE) (ENOSPC now rather than at
 // write-back); fsync() is the host's fsync/fdatasync: durable on the backing store.
-// Host processes read the directory directly, so the cache policy asks the bridge to
-// write a file's dirty data back on close (close-to-open, as NFS promises): what a
-// closed file holds on the mount, the host file holds too.
+// Host processes use the directory directly, so the cache policy is close-to-open
+// (CachePolicy::close_to_open): what a closed file holds on the mount, the host file
+// holds too, and an open on the mount sees what the host wrote before it.
 //
 // Directory cookies are the host's d_off (getdents64): the position to resume after
 // an entry, stable across additions and removals on ext4 (hash positions), tmpfs and
@@ -446,7 +446,7 @@ class HostFsImpl final : public HostFs {
 
   vfs::CachePolicy cache_policy() const override {
     vfs::CachePolicy p;
-    p.write_back_on_close = true;
+    p.close_to_open = true;
     return p;
   }
 

@@ -124,11 +124,13 @@ struct CachePolicy {
   // locks its pages while the filesystem may wait for the home node, and the home may
   // wait for this node to drop exactly those pages (a revocation).
   bool direct_io_writers = false;
-  // close(2) (FUSE FLUSH) writes back the file's dirty data and reports a write-back
-  // error, so that a process reading the backing store directly sees what a closed
-  // file holds (NFS's close-to-open). For filesystems whose backing store others read
-  // (a host directory); not durable: that is fsync.
-  bool write_back_on_close = false;
+  // The backing store is shared with processes that use it directly (a host
+  // directory), so the caches keep NFS's close-to-open promise both ways: close(2)
+  // (FUSE FLUSH) writes the file's dirty data back and reports a write-back error (not
+  // durable: that is fsync); open() and getattr compare the file's size and times with
+  // what the cache last saw there and drop the cached data (the VFS's and, on open, the
+  // kernel's) when the file changed underneath. Dirty data here wins over such changes.
+  bool close_to_open = false;
 };
 
 // Offset of the attribute token in every inode's dataspace: [kAttrOffset, kAttrOffset

@@ -18,6 +18,8 @@ class CountingFs final : public Filesystem {
   std::atomic<bool> fail_writes{false};
   // Runs before every strategy write (set it before the writes it should see).
   std::function<void()> before_write;
+  // Reported in cache_policy() (vnodes made afterwards follow it).
+  std::atomic<bool> close_to_open{false};
   Filesystem& inner() { return *in_; }
 
   Ino root() const override { return in_->root(); }
@@ -63,6 +65,11 @@ class CountingFs final : public Filesystem {
     return in_->fallocate(i, m, o, l);
   }
   Result<uint64_t> seek_data(Ino i, uint64_t o, int w) override { return in_->seek_data(i, o, w); }
+  CachePolicy cache_policy() const override {
+    CachePolicy p = in_->cache_policy();
+    p.close_to_open = close_to_open;
+    return p;
+  }
 
  private:
   std::unique_ptr<Filesystem> in_;

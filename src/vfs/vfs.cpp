@@ -99,9 +99,11 @@ class Vfs::Impl final : public CacheControl {
   VnodeRef get(const Attr& a) {
     std::lock_guard g(mu);
     auto [it, inserted] = table.try_emplace(a.ino, nullptr);
-    if (inserted)
+    if (inserted) {
       it->second = new Vnode(*this, a.ino, a.mode & S_IFMT, fs, cache,
                              (a.mode & S_IFMT) == S_IFREG ? a.size : 0);
+      it->second->vm.stamp(a);
+    }
     ++it->second->refs;
     return VnodeRef(it->second);
   }
@@ -489,7 +491,10 @@ Result<Attr> Vfs::getattr(Vnode& vp) {
   }
   if (impl_->coherent) return vp.vm.getattr(vp.type == S_IFREG);
   Attr a = TRY(fs_->getattr(vp.ino));
-  if (vp.type == S_IFREG) vp.vm.overlay(a);
+  if (vp.type == S_IFREG) {
+    TRY(vp.vm.revalidate(a));
+    vp.vm.overlay(a);
+  }
   return a;
 }
 
@@ -510,7 +515,10 @@ Result<Attr> Vfs::setattr(Vnode& vp, const SetAttr& set) {
       TRY(vp.vm.flush());
     TRY(vp.vm.with_attr(ccms::Mode::kExclusive, [&]() -> Status {
       a = TRY(fs_->setattr(vp.ino, set));
-      if (vp.type == S_IFREG) vp.vm.overlay(a);
+      if (vp.type == S_IFREG) {
+        vp.vm.stamp(a);
+        vp.vm.overlay(a);
+      }
       return {};
     }));
     return a;
@@ -519,9 +527,19 @@ Result<Attr> Vfs::setattr(Vnode& vp, const SetAttr& set) {
   return a;
 }
 
-Status Vfs::open(Vnode& vp, int flags) {
+Status Vfs::open(Vnode& vp, int flags, bool* dropped) {
   TRY(not_anon(vp));
   TRY(fs_->open(vp.ino, flags));
+  if (dropped) *dropped = false;
+  if (vp.type == S_IFREG && !impl_->coherent && fs_->cache_policy().close_to_open) {
+    auto a = fs_->getattr(vp.ino);
+    auto d = a.ok() ? vp.vm.revalidate(*a) : Result<bool>(std::move(a).error());
+    if (!d.ok()) {
+      fs_->release(vp.ino);
+      return std::move(d).error();
+    }
+    if (dropped) *dropped = *d;
+  }
   if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && vp.type == S_IFREG) {
     SetAttr set;
     set.valid = SetAttr::kSize;

@@ -132,8 +132,10 @@ class Vfs {
 
   // Data through the buffer cache. read: bytes read (short only at end of file).
   // write: bytes written; append writes at the end of file, whatever off says.
-  // O_TRUNC in open truncates.
-  Status open(Vnode& vp, int flags);
+  // O_TRUNC in open truncates. Close-to-open filesystems (CachePolicy): open drops
+  // cached data if the file changed underneath, and says so in *dropped (the kernel's
+  // cached pages must go too).
+  Status open(Vnode& vp, int flags, bool* dropped = nullptr);
   void release(Vnode& vp);
   Result<size_t> read(Vnode& vp, uint64_t off, std::span<std::byte> out);
   Result<size_t> write(Vnode& vp, uint64_t off, std::span<const std::byte> in, bool append);

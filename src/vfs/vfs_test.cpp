@@ -139,6 +139,70 @@ TEST_F(VfsTest, UnlinkedOpenFile_StaysReadableUntilLastReference) {
   EXPECT_EQ(err(fs_->getattr(ino)), ENOENT);  // memfs freed it at forget
 }
 
+// A close-to-open filesystem (CachePolicy): a change made underneath (by someone who
+// uses the backing store directly) is seen at the next open or getattr, and the cached
+// data it replaced is gone; data dirty here is never dropped for it.
+TEST_F(VfsTest, CloseToOpen_ChangesUnderneathSeenAtOpenAndGetattr) {
+  fs_->close_to_open = true;
+  VnodeRef f = file("a");
+  MUST(vfs_->write(*f, 0, B("cached by the vfs"), false));
+  MUST(vfs_->fsync(*f, false));
+  EXPECT_EQ(read(*f, 0, 100), "cached by the vfs");
+  Ino ino = Vfs::ino(*f);
+  // Someone else rewrites the file in the backing store (new bytes, size and times).
+  auto underneath = [&](const std::string& data, int64_t sec) {
+    SetAttr s;
+    s.valid = SetAttr::kSize;
+    s.size = 0;
+    MUST(fs_->inner().setattr(ino, s));
+    std::string d = data;
+    Bio b{Bio::Op::kWrite, 0, std::as_writable_bytes(std::span(d)), 0};
+    MUST(fs_->inner().strategy(ino, b));
+    s.valid = SetAttr::kMtime | SetAttr::kCtime;
+    s.mtime = s.ctime = timespec{sec, 0};
+    MUST(fs_->inner().setattr(ino, s));
+  };
+  timespec later = MUST(fs_->inner().getattr(ino)).ctime;
+  underneath("changed underneath, longer", later.tv_sec + 10);
+  bool dropped = false;
+  MUST(vfs_->open(*f, O_RDONLY, &dropped));
+  vfs_->release(*f);
+  EXPECT_TRUE(dropped);
+  EXPECT_EQ(read(*f, 0, 100), "changed underneath, longer");
+  MUST(vfs_->open(*f, O_RDONLY, &dropped));  // unchanged since: the cache stays
+  vfs_->release(*f);
+  EXPECT_FALSE(dropped);
+
+  underneath("short", later.tv_sec + 20);
+  EXPECT_EQ(MUST(vfs_->getattr(*f)).size, 5u);
+  EXPECT_EQ(read(*f, 0, 100), "short");
+
+  // Dirty data here wins: the change underneath does not drop it.
+  MUST(vfs_->write(*f, 0, B("ours"), false));
+  underneath("theirs!", later.tv_sec + 30);
+  MUST(vfs_->open(*f, O_RDONLY, &dropped));
+  vfs_->release(*f);
+  EXPECT_FALSE(dropped);
+  EXPECT_EQ(read(*f, 0, 4), "ours");
+}
+
+// Without the policy nothing is compared: the cache is the truth while the vnode lives.
+TEST_F(VfsTest, CloseToOpen_OffByDefault) {
+  VnodeRef f = file("a");
+  MUST(vfs_->write(*f, 0, B("cached"), false));
+  MUST(vfs_->fsync(*f, false));
+  SetAttr s;
+  s.valid = SetAttr::kSize | SetAttr::kCtime;
+  s.size = 2;
+  s.ctime = timespec{MUST(fs_->inner().getattr(Vfs::ino(*f))).ctime.tv_sec + 10, 0};
+  MUST(fs_->inner().setattr(Vfs::ino(*f), s));
+  bool dropped = true;
+  MUST(vfs_->open(*f, O_RDONLY, &dropped));
+  vfs_->release(*f);
+  EXPECT_FALSE(dropped);
+  EXPECT_EQ(read(*f, 0, 100), "cached");
+}
+
 TEST_F(VfsTest, Namespace_Errnos) {
   VnodeRef d = MUST(vfs_->mkdir(*root_, "d", 0755, {}));
   VnodeRef f = file("f");

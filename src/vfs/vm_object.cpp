@@ -114,6 +114,10 @@ timespec now() {
   return t;
 }
 
+bool later(const timespec& x, const timespec& y) {
+  return x.tv_sec != y.tv_sec ? x.tv_sec > y.tv_sec : x.tv_nsec > y.tv_nsec;
+}
+
 // acquire_state's answer: "take no lock, acquire first" (lock_both retries).
 constexpr int kNeedState = EAGAIN;
 
@@ -159,7 +163,8 @@ VmObject::VmObject(Filesystem& fs, Ino ino, Cache& cache, uint64_t size, bool an
       ds_(coherent_ ? this : nullptr, coherent_ ? ccms::State::kInvalid : ccms::State::kModified),
       max_ext_(coherent_ ? kGranule : cache.max_extent),
       size_(size),
-      attr_stale_(coherent_) {}
+      attr_stale_(coherent_),
+      track_(!anonymous && !coherent_ && fs.cache_policy().close_to_open) {}
 
 VmObject::~VmObject() {
   while (!exts_.empty()) erase(exts_.begin());
@@ -461,6 +466,7 @@ Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> i
       done += b - a;
       x = s + b;
       cache_.writearounds.fetch_add(1, std::memory_order_relaxed);
+      restamp();
       std::lock_guard l(mu_);
       size_ = std::max(size_, x);
       mtime_ = now();
@@ -602,6 +608,7 @@ Result<Attr> VmObject::truncate(const SetAttr& set) {
     // The filesystem first: if it fails, the cache still matches it.
     Attr a;
     if (!anonymous_) a = TRY(fs_.setattr(ino_, set));
+    stamp(a);
     std::lock_guard l(mu_);
     cut(up(size), kNone);
     auto it = at(size);
@@ -640,6 +647,7 @@ Status VmObject::write_back(uint64_t start) {
     return s;
   }
   cache_.writebacks.fetch_add(1, std::memory_order_relaxed);
+  restamp();
   return {};
 }
 
@@ -692,6 +700,7 @@ Status VmObject::flush() {
     set.mtime = set.ctime = mtime_;
   }
   auto r = fs_.setattr(ino_, set);
+  if (r.ok()) stamp(*r);
   if (!r.ok() && first.ok()) first = std::move(r).error();
   return first;
 }
@@ -758,6 +767,7 @@ Status VmObject::invalidate(uint64_t off, uint64_t len, const std::function<Stat
       continue;
     }
     TRY(fn());
+    restamp();
     std::lock_guard l(mu_);
     // Whole granules go; the bytes of the edge granules in range become zeros.
     cut(up(off), down(end));
@@ -782,9 +792,6 @@ void VmObject::overlay(Attr& a) {
   std::lock_guard l(mu_);
   a.size = size_;
   // Newer of the two: the filesystem's may be newer (chmod, link after the write).
-  auto later = [](const timespec& x, const timespec& y) {
-    return x.tv_sec != y.tv_sec ? x.tv_sec > y.tv_sec : x.tv_nsec > y.tv_nsec;
-  };
   if (times_dirty_) {
     if (later(mtime_, a.mtime)) a.mtime = mtime_;
     if (later(mtime_, a.ctime)) a.ctime = mtime_;
@@ -794,6 +801,53 @@ void VmObject::overlay(Attr& a) {
 bool VmObject::dirty() {
   std::lock_guard l(mu_);
   return ndirty_ || times_dirty_;
+}
+
+// ---- close-to-open filesystems ----
+
+void VmObject::stamp(const Attr& a) {
+  if (!track_) return;
+  std::lock_guard l(mu_);
+  // Stamps race (parallel write-backs): never go back to an older view of the file.
+  if (stamped_ && later(stamp_ctime_, a.ctime)) return;
+  stamped_ = true;
+  stamp_size_ = a.size;
+  stamp_mtime_ = a.mtime;
+  stamp_ctime_ = a.ctime;
+}
+
+void VmObject::restamp() {
+  if (!track_) return;
+  if (auto a = fs_.getattr(ino_); a.ok()) stamp(*a);
+}
+
+Result<bool> VmObject::revalidate(const Attr& a) {
+  if (!track_) return false;
+  // Caller holds mu_. Our own changes restamp, so a difference is someone else's; an
+  // older ctime is a view from before one of ours.
+  auto changed = [&] {
+    if (!stamped_) return false;
+    if (later(a.ctime, stamp_ctime_)) return true;
+    if (later(stamp_ctime_, a.ctime)) return false;
+    return a.size != stamp_size_ || a.mtime.tv_sec != stamp_mtime_.tv_sec ||
+           a.mtime.tv_nsec != stamp_mtime_.tv_nsec;
+  };
+  {
+    std::lock_guard l(mu_);
+    if (!changed() || ndirty_ || times_dirty_) return false;
+  }
+  // Every cached byte goes: hold all of the file, as truncate does.
+  Held h(ds_);
+  TRY(ds_.lock(h.lk, ccms::Range{0, kDataEnd}, ccms::Mode::kExclusive));
+  std::lock_guard l(mu_);
+  if (!changed() || ndirty_ || times_dirty_) return false;
+  cut(0, kNone);
+  size_ = a.size;
+  stamp_size_ = a.size;
+  stamp_mtime_ = a.mtime;
+  stamp_ctime_ = a.ctime;
+  cache_.freed();
+  return true;
 }
 
 // ---- coherent filesystems ----

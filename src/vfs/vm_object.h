@@ -88,6 +88,15 @@ class VmObject : private ccms::Owner {
   void overlay(Attr& a);       // size and times of writes not yet written back
   bool dirty();
 
+  // Close-to-open filesystems (CachePolicy::close_to_open); no-ops for others.
+  // The filesystem's attributes as the cache last matched them (at creation, and after
+  // each write-back, truncate or setattr of ours).
+  void stamp(const Attr& a);
+  // a: fresh from the filesystem. If it shows a change made underneath (newer ctime,
+  // or another size or mtime at the same ctime) and nothing here is dirty, drops every
+  // cached range and takes a's size. true: dropped.
+  Result<bool> revalidate(const Attr& a);
+
   // Coherent filesystems. Every call below also works (and does the plain thing) for
   // a non-coherent one.
   bool coherent() const { return coherent_; }
@@ -178,6 +187,12 @@ class VmObject : private ccms::Owner {
   bool attr_stale_ = false;
   bool size_dirty_ = false;
   int lost_error_ = 0;
+  // Close-to-open (under mu_): the attributes stamp() recorded.
+  const bool track_;
+  bool stamped_ = false;
+  uint64_t stamp_size_ = 0;
+  timespec stamp_mtime_{}, stamp_ctime_{};
+  void restamp();  // stamp() from a fresh getattr, after our own change (no mu_ held)
 };
 
 }  // namespace dfly::vfs

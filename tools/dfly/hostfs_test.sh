@@ -5,8 +5,9 @@
 #   cp -a + diff -r of a /usr/share/doc subset (on the mount and in DIR); rsync -a
 #   round trip; git init/add/commit/clone/fsck (and git fsck on DIR directly); sqlite3
 #   with 500 transactions and PRAGMA integrity_check (also on DIR's file); files made
-#   on the host appear on the mount; what a closed file holds, DIR's file holds at
-#   once (close-to-open); symlinks to outside DIR stay links; dfly_fsx and
+#   on the host appear on the mount; close-to-open both ways (what a closed file
+#   holds, DIR's file holds at once; an open on the mount sees what the host wrote
+#   before it); symlinks to outside DIR stay links; dfly_fsx and
 #   dfly_posix_check on the mount; clean unmount on SIGINT; -d/--daemon; usage errors.
 # usage: hostfs_test.sh DFLY FSX POSIX_CHECK   (needs root and /dev/fuse; 77 = skipped)
 # KEEP_TMP=1 keeps the scratch directory (logs of each tool) for a failed run.
@@ -53,6 +54,15 @@ printf 'overwritten' | dd of="$mnt/c2o.200000" bs=1 seek=70000 conv=notrunc stat
 [ "$(dd if="$exp/c2o.200000" bs=1 skip=70000 count=11 status=none)" = overwritten ] ||
   fail "an overwrite is not in the host file after close"
 rm -f "$mnt"/c2o.* "$tmp/rand"
+
+step "close-to-open: the host's changes are seen at the next open on the mount"
+echo "first version" >"$exp/h2m"
+[ "$(cat "$mnt/h2m")" = "first version" ] || fail "h2m: first version"
+for v in "second, longer version" "third version, same len" "4th"; do
+  echo "$v" >"$exp/h2m"
+  [ "$(cat "$mnt/h2m")" = "$v" ] || fail "h2m: the mount shows '$(cat "$mnt/h2m")', the host wrote '$v'"
+done
+rm -f "$exp/h2m"
 
 src="$tmp/src"  # a fixed subset of /usr/share/doc, copied locally first
 mkdir -p "$src"
