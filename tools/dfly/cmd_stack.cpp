@@ -212,6 +212,7 @@ void print_stats(nlohmann::json j, bool json) {
 struct Stack {
   std::vector<std::string> names;
   std::vector<std::vector<std::unique_ptr<net::TapDevice>>> taps;  // [interface][queue]
+  size_t steered = 0;  // multi-queue TAPs steered by dfly's flow hash (tap_steering.h)
   std::unique_ptr<net::PcapWriter> pcap;
   std::unique_ptr<net::PcapDevice> traced;     // the first TAP, recorded
   std::unique_ptr<net::FaultInjector> faulty;  // the first TAP, damaged (--fault)
@@ -367,6 +368,23 @@ Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
     if (!qs.ok() && nq > 1 && qs.error().code() == EINVAL)
       qs = net::TapDevice::open_queues(tc, 1);  // no IFF_MULTI_QUEUE here
     if (!qs.ok()) return std::move(qs).error();
+    if (qs->size() > 1) {
+      // Steer by dfly's flow hash: the owner of a flow is CPU c, and queue c (if any)
+      // is read by CPU c. Without it Linux's own choice can reorder a new TCP flow.
+      std::vector<uint8_t> queue_of_owner(size_t(o.cpus));
+      for (size_t c = 0; c < queue_of_owner.size(); c++)
+        queue_of_owner[c] = uint8_t(c % qs->size());
+      auto prog = net::TapSteering::load(queue_of_owner);
+      Status s = prog.ok() ? (*qs)[0]->steer(*prog) : Status(std::move(prog).error());
+      if (s.ok()) {
+        st->steered++;
+      } else {
+        fmt::print(stderr,
+                   "dfly: stack run: {}: {}; Linux picks the queues (a new TCP flow's first "
+                   "segments may be reordered)\n",
+                   o.taps[i], s.error().message());
+      }
+    }
     st->taps.push_back(std::move(*qs));
   }
   lwkt::SystemOptions so;
@@ -576,10 +594,10 @@ int run_stack(const StackOptions& o) {
       ifs += fmt::format("{}{} on {} (mac {})", i ? ", " : "", o.addrs[i], o.taps[i],
                          stack.ifs[i]->mac().to_string());
     fmt::print(
-        "dfly stack: {}; {} CPU(s), {} queue(s) per TAP; serving ARP and ICMP echo{}{}{}; "
+        "dfly stack: {}; {} CPU(s), {} queue(s) per TAP{}; serving ARP and ICMP echo{}{}{}; "
         "control {}; Ctrl-C to stop\n",
-        ifs, o.cpus, stack.ifs[0]->nqueues(), o.echo ? ", UDP echo (7)" : "",
-        o.discard ? ", UDP discard (9)" : "",
+        ifs, o.cpus, stack.ifs[0]->nqueues(), stack.steered ? " (steered by dfly's flow hash)" : "",
+        o.echo ? ", UDP echo (7)" : "", o.discard ? ", UDP discard (9)" : "",
         o.taps.size() > 1 ? ", routing between the interfaces" : "", control);
   }
   std::fflush(stdout);
@@ -799,8 +817,8 @@ void common_options(CLI::App* cmd, StackOptions& o, bool many) {
   cmd->add_option("--cpus", o.cpus, "protocol threads that flows are spread over")
       ->check(CLI::Range(1, 64));
   cmd->add_option("--queues", o.queues,
-                  "TAP queues per interface (IFF_MULTI_QUEUE), queue i served by CPU i; at "
-                  "most --cpus")
+                  "TAP queues per interface (IFF_MULTI_QUEUE), queue i served by CPU i and "
+                  "steered by dfly's flow hash (eBPF); at most --cpus")
       ->check(CLI::Range(1, 64));
   cmd->add_option("--pcap", o.pcap, "record every frame of the first TAP to this pcap file");
   cmd->add_flag("--json", o.json, "machine-readable output");

@@ -172,6 +172,12 @@ TapDevice::~TapDevice() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+Status TapDevice::steer(const TapSteering& prog) {
+  int fd = prog.fd();
+  if (::ioctl(fd_, TUNSETSTEERINGEBPF, &fd) < 0) return tun_error("TUNSETSTEERINGEBPF", name_);
+  return {};
+}
+
 Result<MacAddr> TapDevice::kernel_mac() const {
   ifreq ifr{};
   std::memcpy(ifr.ifr_name, name_.data(), name_.size());

@@ -32,8 +32,9 @@
 // may use a queue concurrently without locking.
 //
 // Multi-queue: open_queues(cfg, n > 1) sets IFF_MULTI_QUEUE and opens n fds on the
-// same interface; the kernel spreads outgoing flows over them by flow hash. Each
-// queue is its own Device with its own counters.
+// same interface; the kernel spreads outgoing flows over them by its flow hash, or
+// with steer() by dfly's own (tap_steering.h). Each queue is its own Device with its
+// own counters.
 //
 // Setup: the interface's MTU and IFF_UP are set with ioctls on an AF_INET datagram
 // socket in the calling thread's network namespace (the one the TAP lives in).
@@ -48,6 +49,7 @@
 
 #include "base/result.h"
 #include "net/dev/device.h"
+#include "net/dev/tap_steering.h"
 
 namespace dfly::net {
 
@@ -83,6 +85,9 @@ class TapDevice final : public Device {
   // The kernel side's MAC address (the interface's own, as `ip link` shows it).
   Result<MacAddr> kernel_mac() const;
   size_t queue_index() const { return queue_; }
+  // Steers every queue of this interface by prog from now on (TUNSETSTEERINGEBPF;
+  // tap_steering.h): frames the kernel sends us go to the queue prog chooses.
+  Status steer(const TapSteering& prog);
 
   struct Uring;
 

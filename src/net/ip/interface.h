@@ -12,10 +12,11 @@
 //
 // Multi-queue (DragonFly's per-CPU NIC rings, DRAGONFLY-NOTES §3). With queues
 // on CPUs c0..cn-1, CPU ci receives only from queue i and transmits only on
-// queue i. The kernel steers frames to a TAP queue by its own flow hash (and
-// later to the queue that last wrote the flow), not by our Toeplitz hash, so a
-// frame received on queue i may belong to a flow owned by protocol CPU j: it
-// goes there as its embedded message, as with one queue. Output leaves by the
+// queue i. Unless the device is steered by our Toeplitz hash (a TAP with
+// TapDevice::steer, as `dfly stack run` does), the kernel picks a TAP queue by its
+// own flow hash (and later by the queue that last wrote the flow), so a frame
+// received on queue i may belong to a flow owned by protocol CPU j: it goes there
+// as its embedded message, as with one queue. Output leaves by the
 // link on the producing CPU (no hand-off when the protocol CPUs are the queue
 // CPUs); a CPU with no link of this interface uses link (cpu id mod n), fixed per
 // CPU, so a flow's packets never overtake each other.
@@ -24,8 +25,8 @@
 // ones to the queue dfly last wrote the flow on) may be reordered on its CPU, a
 // packet from the other queue arriving as a message after later ones read from
 // the owner's own queue. TCP recovers, at a cost (resets of half-open
-// connections, retransmissions); steering by owner in the kernel (a
-// TUNSETSTEERINGEBPF program computing this Toeplitz hash) would avoid it.
+// connections, retransmissions); a steered device avoids it (every frame arrives
+// on its owner's queue: no hand-off at all when protocol and queue CPUs coincide).
 // ARP: every link has its own ArpCache replica (its callouts on its own CPU). An
 // ARP packet received on one link is merged there and then shared: a small pool
 // mbuf carrying (ip, mac, create) visits every other link's CPU in turn as its
