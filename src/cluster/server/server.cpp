@@ -65,6 +65,12 @@ uint64_t now_ms() {
 using proto::from_wire;
 using proto::to_wire;
 
+// Releases what a reader thread must not be the last to hold (never destroyed).
+transport::WorkerPool& releaser() {
+  static auto* pool = new transport::WorkerPool(0, 2);
+  return *pool;
+}
+
 }  // namespace
 
 class Server::Impl : public HomeOutput, public std::enable_shared_from_this<Impl> {
@@ -103,6 +109,7 @@ class Server::Impl : public HomeOutput, public std::enable_shared_from_this<Impl
   void on_request(ClientId c, transport::Incoming in);
   void on_close(ClientId c);
   void flush(bool on_reader = false);
+  void on_revoke_ack(ClientId c, uint64_t revoke_id, Ino ino, Result<transport::Frame> f);
   void remember(ClientId c, vfs::Ino ino);
   void forget_inos(std::vector<vfs::Ino> gone);
   template <typename Req>
@@ -182,37 +189,46 @@ void Server::Impl::revoke(ClientId c, uint64_t revoke_id, Ino ino, Range r, Stat
     // The ack is handled on the connection's reader thread, before any later frame of
     // this client: its written-back data is in the filesystem before a later request
     // of the client (an FSYNC) runs, and before the home node grants the range again.
-    conn->call_async_inline(
-        proto::make_request(rv), [weak, c, revoke_id, ino](Result<transport::Frame> f) {
-          auto self = weak.lock();
-          if (!self) return;
-          if (!f.ok()) return;  // the connection closed: the session's end handles it
-          auto ack = proto::decode_reply<proto::RevokeAck>(*f);
-          if (!ack.ok()) {
-            // A client that cannot lower its state is fenced at the revoke deadline.
-            return;
-          }
-          for (auto& e : ack->written) {
-            vfs::Bio bio;
-            bio.op = vfs::Bio::Op::kWrite;
-            bio.off = e.off;
-            bio.data = std::span<std::byte>(e.data.data(), e.data.size());
-            if (Status st = self->fs_->strategy(ino, bio); !st.ok()) {
-              // The client dropped the data as written: it cannot be told. Not acking
-              // fences it at the deadline, as for a client that failed to write back.
-              std::fprintf(stderr, "dfly: cluster: revoke ack: write-back of ino %llu failed: %s\n",
-                           static_cast<unsigned long long>(ino), st.error().to_string().c_str());
-              return;
-            }
-          }
-          {
-            std::lock_guard l(self->mu_);
-            self->home_.renew(c, UINT64_MAX, now_ms());
-            self->home_.revoke_ack(c, revoke_id, now_ms());
-          }
-          self->flush(/*on_reader=*/true);
-        });
+    conn->call_async_inline(proto::make_request(rv),
+                            [weak, c, revoke_id, ino](Result<transport::Frame> f) {
+                              auto self = weak.lock();
+                              if (!self) return;
+                              self->on_revoke_ack(c, revoke_id, ino, std::move(f));
+                              // Never drop the last reference on a reader thread: ~Impl
+                              // would release this very connection there.
+                              if (self.use_count() == 1)
+                                releaser().post([s = std::move(self)]() mutable { s.reset(); });
+                            });
   });
+}
+
+void Server::Impl::on_revoke_ack(ClientId c, uint64_t revoke_id, Ino ino,
+                                 Result<transport::Frame> f) {
+  if (!f.ok()) return;  // the connection closed: the session's end handles it
+  auto ack = proto::decode_reply<proto::RevokeAck>(*f);
+  if (!ack.ok()) {
+    // A client that cannot lower its state is fenced at the revoke deadline.
+    return;
+  }
+  for (auto& e : ack->written) {
+    vfs::Bio bio;
+    bio.op = vfs::Bio::Op::kWrite;
+    bio.off = e.off;
+    bio.data = std::span<std::byte>(e.data.data(), e.data.size());
+    if (Status st = fs_->strategy(ino, bio); !st.ok()) {
+      // The client dropped the data as written: it cannot be told. Not acking
+      // fences it at the deadline, as for a client that failed to write back.
+      std::fprintf(stderr, "dfly: cluster: revoke ack: write-back of ino %llu failed: %s\n",
+                   static_cast<unsigned long long>(ino), st.error().to_string().c_str());
+      return;
+    }
+  }
+  {
+    std::lock_guard l(mu_);
+    home_.renew(c, UINT64_MAX, now_ms());
+    home_.revoke_ack(c, revoke_id, now_ms());
+  }
+  flush(/*on_reader=*/true);
 }
 
 void Server::Impl::fence(ClientId c) {
