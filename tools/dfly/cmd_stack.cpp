@@ -67,7 +67,7 @@ struct StackOptions {
   std::string gateway;
   uint32_t mtu = 1500;
   int cpus = 1;    // protocol threads
-  int queues = 1;  // TAP queues per interface, queue i served by CPU i
+  int queues = 0;  // TAP queues per interface, queue i served by CPU i; 0: one per CPU
   std::string pcap;
   std::string fault;            // run: damage the first TAP's traffic (fault injector spec)
   size_t max_time_wait = 8192;  // run: TIME_WAIT connections kept per CPU
@@ -362,8 +362,11 @@ Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
     net::TapConfig tc;
     tc.name = o.taps[i];
     tc.mtu = o.mtu;
-    // The pcap and fault wrappers take one device: the first TAP has one queue then.
-    size_t nq = (i == 0 && (!o.pcap.empty() || !o.fault.empty())) ? 1 : size_t(o.queues);
+    // One queue per CPU unless told (--queues). The pcap and fault wrappers take one
+    // device: the first TAP has one queue then.
+    bool asked = o.queues > 0;
+    size_t nq =
+        (i == 0 && (!o.pcap.empty() || !o.fault.empty())) ? 1 : size_t(asked ? o.queues : o.cpus);
     auto qs = net::TapDevice::open_queues(tc, nq);
     if (!qs.ok() && nq > 1 && qs.error().code() == EINVAL)
       qs = net::TapDevice::open_queues(tc, 1);  // no IFF_MULTI_QUEUE here
@@ -378,6 +381,10 @@ Result<std::unique_ptr<Stack>> bring_up(const StackOptions& o) {
       Status s = prog.ok() ? (*qs)[0]->steer(*prog) : Status(std::move(prog).error());
       if (s.ok()) {
         st->steered++;
+      } else if (!asked) {  // the default must be correct for TCP: one queue, then
+        qs->clear();        // (the TAP goes with its last queue and comes back)
+        qs = net::TapDevice::open_queues(tc, 1);
+        if (!qs.ok()) return std::move(qs).error();
       } else {
         fmt::print(stderr,
                    "dfly: stack run: {}: {}; Linux picks the queues (a new TCP flow's first "
@@ -818,7 +825,7 @@ void common_options(CLI::App* cmd, StackOptions& o, bool many) {
       ->check(CLI::Range(1, 64));
   cmd->add_option("--queues", o.queues,
                   "TAP queues per interface (IFF_MULTI_QUEUE), queue i served by CPU i and "
-                  "steered by dfly's flow hash (eBPF); at most --cpus")
+                  "steered by dfly's flow hash (eBPF); at most --cpus (default: one per CPU)")
       ->check(CLI::Range(1, 64));
   cmd->add_option("--pcap", o.pcap, "record every frame of the first TAP to this pcap file");
   cmd->add_flag("--json", o.json, "machine-readable output");
