@@ -28,9 +28,9 @@
 // revocation thread, after the VFS dropped its range locks (CacheControl::lower does
 // exactly that), never from inside a request handler, but for two that cannot wait
 // on a page: the direct writer's above and an attributes-only notify at open
-// (close-to-open filesystems, when the file changed underneath). ENOENT (the kernel does not
-// know the node, e.g. it forgot it) and every other error are ignored: there is
-// nothing cached to drop or nobody to tell.
+// (close-to-open filesystems, when the file changed underneath). ENOENT (the
+// kernel does not know the node, e.g. it forgot it) and every other error are
+// ignored: there is nothing cached to drop or nobody to tell.
 #define FUSE_USE_VERSION 312
 #include "fuse/fuse_mount.h"
 

@@ -12,8 +12,8 @@
 //
 // The flusher wakes every flush_interval_ms, or when a throttled caller kicks it,
 // writes back every dirty vnode and, above 90% of the cache bound, evicts clean
-// ranges, least recently used first across all vnodes, until under 80%. Callers over the bound wait
-// for it (Cache::throttle).
+// ranges, least recently used first across all vnodes, until under 80%. Callers over
+// the bound wait for it (Cache::throttle).
 //
 // Coherent filesystems: Impl is the CacheControl handed to Filesystem::attach. A
 // revocation pins the vnode (Vnode::pins) rather than referencing it, lowers the VM
