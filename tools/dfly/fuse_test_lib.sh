@@ -38,3 +38,34 @@ wait_mount() {
   return 1
 }
 T() { timeout 60 "$@"; }  # every tool bounded
+
+# git, bounded, as a fixed user with a fixed default branch.
+G() { T git -c user.name=dfly -c user.email=dfly@localhost -c init.defaultBranch=main "$@"; }
+
+# rsync -a of $src to $1/rs and back to $tmp/back: the copy back must equal $src.
+rsync_round_trip() {
+  T rsync -a "$src/" "$1/rs/" || fail "rsync to the mount"
+  T rsync -a "$1/rs/" "$tmp/back/" || fail "rsync from the mount"
+  T diff -r --no-dereference "$src" "$tmp/back" >"$tmp/diff.err" || fail "diff after rsync round trip"
+  rm -rf "$tmp/back"
+}
+
+# In $1: a repository of $src's files with two commits, cloned, the clone fsck'ed
+# (--strict), its log counted and its tree diffed against the repository's.
+git_round_trip() {
+  (
+    set -e
+    cd "$1"
+    G init -q repo
+    cp -a "$src"/* repo/
+    G -C repo add -A
+    G -C repo commit -q -m "docs"
+    echo change >>repo/new-file
+    G -C repo add new-file
+    G -C repo commit -q -m "second"
+    G clone -q repo clone
+    G -C clone fsck --full --strict 2>&1
+    [ "$(G -C clone log --oneline | wc -l)" = 2 ]
+    diff -r --no-dereference --exclude=.git repo clone
+  ) >"$tmp/git.err" 2>&1 || fail "git: $(tail -5 "$tmp/git.err")"
+}

@@ -79,35 +79,20 @@ T diff -r --no-dereference "$src" "$exp/cp" >"$tmp/diff.err" || fail "host direc
 diff <(meta "$src") <(meta "$exp/cp") >"$tmp/meta.err" || fail "host directory lost metadata"
 
 step "rsync -a round trip"
-T rsync -a "$src/" "$mnt/rs/" || fail "rsync to the mount"
-T rsync -a "$mnt/rs/" "$tmp/back/" || fail "rsync from the mount"
-T diff -r --no-dereference "$src" "$tmp/back" >"$tmp/diff.err" || fail "diff after rsync round trip"
+rsync_round_trip "$mnt"
 T rsync -a --checksum --dry-run --itemize-changes "$src/" "$mnt/rs/" >"$tmp/rsync.out" || fail "rsync check"
 [ ! -s "$tmp/rsync.out" ] || fail "rsync --checksum finds differences: $(head -3 "$tmp/rsync.out")"
-rm -rf "$tmp/back" "$mnt/rs" || fail "rm -rf"
+rm -rf "$mnt/rs" || fail "rm -rf"
 [ ! -e "$exp/rs" ] || fail "rm -rf on the mount left the host directory"
 
 step "git init/add/commit/clone/fsck"
+git_round_trip "$mnt"
+# The host directory holds the same repository at once (close-to-open).
 (
   set -e
-  cd "$mnt"
-  g() { T git -c user.name=dfly -c user.email=dfly@localhost -c init.defaultBranch=main "$@"; }
-  g init -q repo
-  cp -a "$src"/* repo/
-  g -C repo add -A
-  g -C repo commit -q -m "docs"
-  echo change >>repo/new-file
-  g -C repo add new-file
-  g -C repo commit -q -m "second"
-  g clone -q repo clone
-  g -C clone fsck --full --strict 2>&1
-  [ "$(g -C clone log --oneline | wc -l)" = 2 ]
-  diff -r --no-dereference --exclude=.git repo clone
-  sync repo/.git/objects
-  # The host directory holds the same repository.
-  g -c safe.directory='*' -C "$exp/repo" fsck --full --strict 2>&1
-  [ "$(g -c safe.directory='*' -C "$exp/repo" log --oneline | wc -l)" = 2 ]
-) >"$tmp/git.err" 2>&1 || fail "git: $(tail -5 "$tmp/git.err")"
+  G -c safe.directory='*' -C "$exp/repo" fsck --full --strict 2>&1
+  [ "$(G -c safe.directory='*' -C "$exp/repo" log --oneline | wc -l)" = 2 ]
+) >"$tmp/githost.err" 2>&1 || fail "git on the host directory: $(tail -5 "$tmp/githost.err")"
 rm -rf "$mnt/repo" "$mnt/clone"
 
 step "sqlite3: 500 transactions, integrity_check"

@@ -43,10 +43,7 @@ meta() { (cd "$1" && find . \( -type d -printf '%p %m %T@\n' \) -o -printf '%p %
 diff <(meta "$src") <(meta "$mnt/cp") >"$tmp/meta.err" || fail "cp -a lost modes, sizes, mtimes or links"
 
 step "rsync -a round trip"
-T rsync -a "$src/" "$mnt/rs/" || fail "rsync to the mount"
-T rsync -a "$mnt/rs/" "$tmp/back/" || fail "rsync from the mount"
-T diff -r --no-dereference "$src" "$tmp/back" >"$tmp/diff.err" || fail "diff after rsync round trip"
-rm -rf "$tmp/back"
+rsync_round_trip "$mnt"
 
 step "tar create and extract"
 T tar -C "$src" -cf "$mnt/doc.tar" . || fail "tar create"
@@ -56,22 +53,7 @@ T diff -r --no-dereference "$src" "$mnt/untar" >"$tmp/diff.err" || fail "diff af
 rm -rf "$mnt/untar" "$mnt/doc.tar" "$mnt/rs" || fail "rm -rf"
 
 step "git init/add/commit/clone/fsck"
-(
-  set -e
-  cd "$mnt"
-  g() { T git -c user.name=dfly -c user.email=dfly@localhost -c init.defaultBranch=main "$@"; }
-  g init -q repo
-  cp -a "$src"/* repo/
-  g -C repo add -A
-  g -C repo commit -q -m "docs"
-  echo change >>repo/new-file
-  g -C repo add new-file
-  g -C repo commit -q -m "second"
-  g clone -q repo clone
-  g -C clone fsck --full --strict 2>&1
-  [ "$(g -C clone log --oneline | wc -l)" = 2 ]
-  diff -r --no-dereference --exclude=.git repo clone
-) >"$tmp/git.err" 2>&1 || fail "git: $(tail -5 "$tmp/git.err")"
+git_round_trip "$mnt"
 rm -rf "$mnt/repo" "$mnt/clone"
 
 step "sqlite3: 3000 transactions, integrity_check"
