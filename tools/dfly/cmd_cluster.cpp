@@ -27,6 +27,7 @@
 #include "cluster/client/client.h"
 #include "cluster/server/server.h"
 #include "cluster/transport/auth.h"
+#include "control_socket.h"
 #include "fuse/fuse_mount.h"
 #include "hostfs/hostfs.h"
 #include "memfs/memfs.h"
@@ -79,61 +80,6 @@ Result<std::tuple<std::string, uint16_t, std::string>> parse_target(const std::s
     return Error(EINVAL, t + ": expected ADDR:PORT with a port in 1..65535");
   return std::tuple{host, uint16_t(port), path};
 }
-
-// A Unix socket that answers every connection with one JSON document.
-class StatusSocket {
- public:
-  static Result<std::unique_ptr<StatusSocket>> start(std::string path,
-                                                     std::function<nlohmann::json()> what) {
-    if (path.size() >= sizeof(sockaddr_un{}.sun_path)) return Error(ENAMETOOLONG, path);
-    std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return errno_error("control socket");
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::memcpy(a.sun_path, path.c_str(), path.size());
-    ::unlink(path.c_str());
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 8) != 0) {
-      Error e = errno_error("control socket " + path);
-      ::close(fd);
-      return e;
-    }
-    auto s = std::unique_ptr<StatusSocket>(new StatusSocket(std::move(path), fd, std::move(what)));
-    s->thread_ = std::thread([p = s.get()] { p->serve(); });
-    return s;
-  }
-  ~StatusSocket() {
-    stop_ = true;
-    thread_.join();
-    ::close(fd_);
-    ::unlink(path_.c_str());
-  }
-
- private:
-  StatusSocket(std::string p, int fd, std::function<nlohmann::json()> w)
-      : path_(std::move(p)), fd_(fd), what_(std::move(w)) {}
-  void serve() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 200) <= 0) continue;
-      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      std::string out = what_().dump() + "\n";
-      for (size_t at = 0; at < out.size();) {
-        ssize_t n = ::send(c, out.data() + at, out.size() - at, MSG_NOSIGNAL);
-        if (n <= 0) break;
-        at += size_t(n);
-      }
-      ::close(c);
-    }
-  }
-  std::string path_;
-  int fd_;
-  std::function<nlohmann::json()> what_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
 
 nlohmann::json server_json(const cluster::ServerStatus& s, const std::string& exported) {
   nlohmann::json clients = nlohmann::json::array();
@@ -237,8 +183,8 @@ int run_serve(const ClusterOptions& o) {
       o.control.empty() ? fmt::format("{}/serve-{}.sock", kControlDir, (*srv)->port()) : o.control;
   std::string exported = o.export_path;
   cluster::Server* raw = srv->get();
-  auto ctl = StatusSocket::start(control,
-                                 [raw, exported] { return server_json(raw->status(), exported); });
+  auto ctl = cli::ControlSocket::start(
+      control, [raw, exported](std::string_view) { return server_json(raw->status(), exported); });
   if (!ctl.ok()) return fail("serve", ctl.error());
   if (!o.daemon) {
     if (o.json)
@@ -304,41 +250,13 @@ int run_mount(const ClusterOptions& o) {
     control = fmt::format("{}/mount{}.sock", kControlDir, name);
   }
   std::string tgt = o.target, mp = o.mountpoint;
-  auto ctl = StatusSocket::start(control, [handle, tgt, mp] {
+  auto ctl = cli::ControlSocket::start(control, [handle, tgt, mp](std::string_view) {
     return client_json(cluster::cluster_status(*handle), tgt, mp);
   });
   if (!ctl.ok()) return fail("mount", ctl.error());
   Status s = (*m)->run(vfs);
   if (!s.ok()) return fail("mount", s.error());
   return 0;
-}
-
-Result<nlohmann::json> query(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errno_error("socket");
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) {
-    ::close(fd);
-    return Error(ENAMETOOLONG, path);
-  }
-  std::memcpy(a.sun_path, path.c_str(), path.size());
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    Error e = errno_error(path);
-    ::close(fd);
-    return e;
-  }
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while (out.size() < (4u << 20) && (n = ::read(fd, buf, sizeof buf)) > 0)
-    out.append(buf, size_t(n));
-  ::close(fd);
-  auto j = nlohmann::json::parse(out, nullptr, false);
-  if (j.is_discarded()) return Error(EBADMSG, path + ": not a status reply");
-  return j;
 }
 
 int run_status(const ClusterOptions& o) {
@@ -352,7 +270,7 @@ int run_status(const ClusterOptions& o) {
   nlohmann::json all = nlohmann::json::array();
   int rc = 0;
   for (auto& p : paths) {
-    auto j = query(p);
+    auto j = cli::control_query(p, "status");
     if (!j.ok()) {
       rc = fail("cluster status", j.error());
       continue;

@@ -44,6 +44,7 @@
 
 #include "base/futex.h"
 #include "cli.h"
+#include "control_socket.h"
 #include "lwkt/cpu.h"
 #include "net/dev/fault_injector.h"
 #include "net/dev/pcap.h"
@@ -480,12 +481,12 @@ std::string default_control(const std::string& tap) {
 }
 
 // One request per connection: a line in, one JSON document out.
-nlohmann::json control_request(Stack& st, const std::string& line) {
+nlohmann::json control_request(Stack& st, std::string_view line) {
   std::vector<std::string> w;
   for (size_t i = 0; i < line.size();) {
     size_t j = line.find(' ', i);
     if (j == std::string::npos) j = line.size();
-    if (j > i) w.push_back(line.substr(i, j - i));
+    if (j > i) w.emplace_back(line.substr(i, j - i));
     i = j + 1;
   }
   if (w.size() == 1 && w[0] == "stats") return st.stats();
@@ -518,82 +519,14 @@ sigset_t wait_signals() {
   return set;
 }
 
-// The control socket: a thread serving one request per connection until stop.
-// Requests are tiny and rare; a hostile or stuck client costs at most the 2 s
-// receive timeout, and a line longer than 512 bytes is refused.
-class ControlServer {
- public:
-  static Result<std::unique_ptr<ControlServer>> start(Stack& st, const std::string& path) {
-    if (path.size() >= sizeof(sockaddr_un{}.sun_path))
-      return Error(ENAMETOOLONG, "control socket path " + path);
-    auto slash = path.rfind('/');
-    if (slash != std::string::npos && slash > 0) ::mkdir(path.substr(0, slash).c_str(), 0755);
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return errno_error("control socket");
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::memcpy(a.sun_path, path.c_str(), path.size());
-    ::unlink(path.c_str());  // a stale socket from a killed run
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 8) != 0) {
-      Error e = errno_error("control socket " + path);
-      ::close(fd);
-      return e;
-    }
-    std::unique_ptr<ControlServer> c(new ControlServer(st, path, fd));
-    c->thread_ = std::thread([p = c.get()] { p->serve(); });
-    return c;
-  }
-  ~ControlServer() {
-    stop_ = true;
-    thread_.join();
-    ::close(fd_);
-    ::unlink(path_.c_str());
-  }
-
- private:
-  ControlServer(Stack& st, std::string path, int fd) : st_(st), path_(std::move(path)), fd_(fd) {}
-  void serve() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 200) <= 0) continue;
-      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      timeval tv{2, 0};
-      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      std::string line;
-      char buf[256];
-      ssize_t n;
-      while (line.size() <= 512 && line.find('\n') == std::string::npos &&
-             (n = ::read(c, buf, sizeof buf)) > 0)
-        line.append(buf, size_t(n));
-      nlohmann::json reply;
-      if (line.size() > 512 || line.find('\n') == std::string::npos)
-        reply = {{"error", "request too long or incomplete"}};
-      else
-        reply = control_request(st_, line.substr(0, line.find('\n')));
-      std::string out = reply.dump() + "\n";
-      for (size_t off = 0; off < out.size();) {
-        ssize_t w = ::write(c, out.data() + off, out.size() - off);
-        if (w <= 0) break;
-        off += size_t(w);
-      }
-      ::close(c);
-    }
-  }
-  Stack& st_;
-  std::string path_;
-  int fd_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
 int run_stack(const StackOptions& o) {
   sigset_t set = wait_signals();
   auto st = bring_up(o);
   if (!st.ok()) return fail("stack run", st.error());
   Stack& stack = **st;
   std::string control = o.control.empty() ? default_control(o.taps[0]) : o.control;
-  auto ctl = ControlServer::start(stack, control);
+  auto ctl = cli::ControlSocket::start(
+      control, [&stack](std::string_view request) { return control_request(stack, request); });
   if (!ctl.ok()) return fail("stack run", ctl.error());
   if (!o.json) {
     std::string ifs;
@@ -623,31 +556,11 @@ int run_stack(const StackOptions& o) {
 // A client of a running stack's control socket.
 int control_call(const std::string& what, const std::string& path, const std::string& request,
                  nlohmann::json& reply) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail(what, errno_error("socket").to_string());
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) return fail(what, "control socket path too long");
-  std::memcpy(a.sun_path, path.c_str(), path.size());
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    int e = errno;
-    ::close(fd);
-    return fail(what, fmt::format("{}: {} (is `dfly stack run` running?)", path, strerror(e)));
-  }
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string req = request + "\n", out;
-  if (::write(fd, req.data(), req.size()) != ssize_t(req.size())) {
-    ::close(fd);
-    return fail(what, "cannot send the request to " + path);
-  }
-  char buf[4096];
-  ssize_t n;
-  while (out.size() < (16u << 20) && (n = ::read(fd, buf, sizeof buf)) > 0)
-    out.append(buf, size_t(n));
-  ::close(fd);
-  reply = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
-  if (reply.is_discarded()) return fail(what, "unreadable reply from " + path);
+  auto r = cli::control_query(path, request);
+  if (!r.ok() && r.error().code() == ENOENT)
+    return fail(what, r.error().message() + " (is `dfly stack run` running?)");
+  if (!r.ok()) return fail(what, r.error());
+  reply = std::move(*r);
   if (reply.contains("error")) return fail(what, reply["error"].get<std::string>());
   return 0;
 }
