@@ -809,11 +809,8 @@ void VmObject::stamp(const Attr& a) {
   if (!track_) return;
   std::lock_guard l(mu_);
   // Stamps race (parallel write-backs): never go back to an older view of the file.
-  if (stamped_ && later(stamp_ctime_, a.ctime)) return;
-  stamped_ = true;
-  stamp_size_ = a.size;
-  stamp_mtime_ = a.mtime;
-  stamp_ctime_ = a.ctime;
+  if (stamp_.valid && later(stamp_.ctime, a.ctime)) return;
+  stamp_ = {true, a.size, a.mtime, a.ctime};
 }
 
 void VmObject::restamp() {
@@ -821,31 +818,30 @@ void VmObject::restamp() {
   if (auto a = fs_.getattr(ino_); a.ok()) stamp(*a);
 }
 
+// Our own changes restamp, so a difference is someone else's; an older ctime is a view
+// from before one of ours.
+bool VmObject::changed_underneath(const Attr& a) const {
+  if (!stamp_.valid) return false;
+  if (later(a.ctime, stamp_.ctime)) return true;
+  if (later(stamp_.ctime, a.ctime)) return false;
+  return a.size != stamp_.size || a.mtime.tv_sec != stamp_.mtime.tv_sec ||
+         a.mtime.tv_nsec != stamp_.mtime.tv_nsec;
+}
+
 Result<bool> VmObject::revalidate(const Attr& a) {
   if (!track_) return false;
-  // Caller holds mu_. Our own changes restamp, so a difference is someone else's; an
-  // older ctime is a view from before one of ours.
-  auto changed = [&] {
-    if (!stamped_) return false;
-    if (later(a.ctime, stamp_ctime_)) return true;
-    if (later(stamp_ctime_, a.ctime)) return false;
-    return a.size != stamp_size_ || a.mtime.tv_sec != stamp_mtime_.tv_sec ||
-           a.mtime.tv_nsec != stamp_mtime_.tv_nsec;
-  };
   {
     std::lock_guard l(mu_);
-    if (!changed() || ndirty_ || times_dirty_) return false;
+    if (!changed_underneath(a) || ndirty_ || times_dirty_) return false;
   }
   // Every cached byte goes: hold all of the file, as truncate does.
   Held h(ds_);
   TRY(ds_.lock(h.lk, ccms::Range{0, kDataEnd}, ccms::Mode::kExclusive));
   std::lock_guard l(mu_);
-  if (!changed() || ndirty_ || times_dirty_) return false;
+  if (!changed_underneath(a) || ndirty_ || times_dirty_) return false;
   cut(0, kNone);
   size_ = a.size;
-  stamp_size_ = a.size;
-  stamp_mtime_ = a.mtime;
-  stamp_ctime_ = a.ctime;
+  stamp_ = {true, a.size, a.mtime, a.ctime};
   cache_.freed();
   return true;
 }

@@ -188,11 +188,16 @@ class VmObject : private ccms::Owner {
   bool size_dirty_ = false;
   int lost_error_ = 0;
   // Close-to-open (under mu_): the attributes stamp() recorded.
+  struct Stamp {
+    bool valid = false;
+    uint64_t size = 0;
+    timespec mtime{}, ctime{};
+  };
   const bool track_;
-  bool stamped_ = false;
-  uint64_t stamp_size_ = 0;
-  timespec stamp_mtime_{}, stamp_ctime_{};
+  Stamp stamp_;
   void restamp();  // stamp() from a fresh getattr, after our own change (no mu_ held)
+  // a shows a change someone else made since the stamp (caller holds mu_).
+  bool changed_underneath(const Attr& a) const;
 };
 
 }  // namespace dfly::vfs
