@@ -244,6 +244,10 @@ class Filesystem {
   // with the VFS's namespace lock held: must not call into the Vfs or wait for a
   // revocation (send the release asynchronously).
   virtual void drop_states(Ino ino);
+  // coherent() only: a write() of [off, off + len) went into this node's cache (it
+  // returns to its caller after this; no lock held). The filesystem may write it back
+  // and lower its own state there now, when other nodes are reading it. Default: no-op.
+  virtual void wrote(Ino ino, uint64_t off, uint64_t len);
   // What the FUSE bridge lets the kernel cache. Default: CachePolicy{} (1 s timeouts,
   // kernel page cache kept), or for a coherent filesystem 0 s timeouts and no kernel
   // page cache (direct I/O). A coherent filesystem may allow more: revocations reach

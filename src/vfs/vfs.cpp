@@ -75,6 +75,7 @@ void Filesystem::acquire(Ino, ccms::Range, ccms::State,
   done(ccms::State::kModified);
 }
 void Filesystem::drop_states(Ino) {}
+void Filesystem::wrote(Ino, uint64_t, uint64_t) {}
 CachePolicy Filesystem::cache_policy() const {
   if (coherent()) return {0.0, 0.0, false};
   return {};
@@ -563,7 +564,11 @@ Result<size_t> Vfs::read(Vnode& vp, uint64_t off, std::span<std::byte> out) {
 
 Result<size_t> Vfs::write(Vnode& vp, uint64_t off, std::span<const std::byte> in, bool append) {
   TRY(check_regular(vp));
-  return vp.vm.write(off, in, append);
+  auto n = vp.vm.write(off, in, append);
+  // (An append's offset is known only inside: it extends the file, whose attribute
+  // token changes hands on every append anyway.)
+  if (n.ok() && !append && impl_->coherent) fs_->wrote(vp.ino, off, *n);
+  return n;
 }
 
 Status Vfs::fsync(Vnode& vp, bool datasync) {

@@ -17,7 +17,8 @@
 #   - kill -9 of a client holding MODIFIED data: the others proceed after its lease
 #     and its fsynced data survives; kill -9 and restart of the server: clients
 #     reconnect and see the data on disk;
-#   - `dfly cluster status --json` shows sessions and revocations.
+#   - `dfly cluster status --json` shows sessions, revocations and push-backs (the
+#     ping-pong's reader gets ranges pushed back; its writer lowers at once).
 # usage: cluster_test.sh PATH/TO/dfly PATH/TO/coherence_check   (root; 77 = skipped)
 set -u
 dfly="$(readlink -f "$1")"
@@ -271,8 +272,10 @@ s, a = json.load(open(sys.argv[1]))
 assert s["role"] == "server" and len([c for c in s["clients"] if c["connected"]]) >= 3, s["clients"]
 assert s["home"]["revokes_sent"] > 0 and s["home"]["revokes_acked"] > 0, s["home"]
 assert a["role"] == "client" and a["connected"] and a["revokes"] > 0, a
+# The ping-pong's reader got ranges pushed back; its writer lowered at once.
+assert s["home"]["pushes"] > 0 and s["home"]["contended"] > 0 and a["downgrades"] > 0, (s["home"], a)
 PY
-echo "ok: cluster status: $(python3 -c "import json;s=json.load(open('$tmp/status.json'))[0];print(len(s['clients']),'sessions,',s['home']['revokes_sent'],'revocations')")"
+echo "ok: cluster status: $(python3 -c "import json;s=json.load(open('$tmp/status.json'))[0];print(len(s['clients']),'sessions,',s['home']['revokes_sent'],'revocations,',s['home']['pushes'],'pushes')")"
 
 # kill -9 a client holding MODIFIED data: its fsynced file survives, and the others
 # get its ranges once its lease (2 s) has run out.

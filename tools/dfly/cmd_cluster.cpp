@@ -111,6 +111,8 @@ nlohmann::json server_json(const cluster::ServerStatus& s, const std::string& ex
             {"revokes_sent", h.revokes_sent},
             {"revokes_acked", h.revokes_acked},
             {"revokes_outstanding", h.revokes_outstanding},
+            {"pushes", h.pushes},
+            {"contended", h.contended},
             {"fenced_lease", h.fenced_lease},
             {"fenced_revoke", h.fenced_revoke},
             {"disconnects", h.disconnects}}}};
@@ -133,6 +135,8 @@ nlohmann::json client_json(const cluster::ClientStatus& s, const std::string& ta
           {"revoke_errors", s.revoke_errors},
           {"revoke_passes", s.revoke_passes},
           {"ahead_hits", s.ahead_hits},
+          {"pushes", s.pushes},
+          {"downgrades", s.downgrades},
           {"requests", s.requests}};
 }
 

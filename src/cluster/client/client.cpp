@@ -239,6 +239,7 @@ class ClusterFs final : public vfs::Filesystem {
   }
   void acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
                std::function<void(Result<ccms::State>)> done) override;
+  void wrote(vfs::Ino ino, uint64_t off, uint64_t len) override;
   void drop_states(vfs::Ino ino) override;
   vfs::CachePolicy cache_policy() const override {
     // Names and attributes: ask every time (the server's answer is the coherent one).
@@ -309,6 +310,12 @@ class ClusterFs final : public vfs::Filesystem {
   std::shared_ptr<transport::Connection> conn_;
   std::map<vfs::Ino, RangeMap> held_;
   std::set<vfs::Ino> forgetting_;  // FORGET sent, reply not yet in
+  // Reader push-back (see wrote()): ranges granted contended (kShared marks them),
+  // RELEASEs of ours in flight per inode, and (inode, attribute token?) the VFS asked
+  // states for since the last revocation there (REVOKE_ACK's `used`).
+  std::map<vfs::Ino, RangeMap> contended_;
+  std::map<vfs::Ino, int> releasing_;
+  std::set<std::pair<vfs::Ino, bool>> used_;
   std::map<vfs::Ino, Revoking> revoking_;
   // Write-behind (see strategy()): WRITEs in flight, per inode, and the first failure
   // of one since settle() last took it.
@@ -375,7 +382,10 @@ void ClusterFs::install(std::shared_ptr<transport::Connection> c) {
              if (auto c = weak.lock()) on_lost(c, e.to_string());
              std::lock_guard l(mu_);
              if (--close_pending_ == 0) cv_.notify_all();
-           });
+           },
+           // A pushed GRANT is applied in wire order, before a later REVOKE of it (as the
+           // replies to ACQUIRE: call_async_inline).
+           [](uint16_t op) { return op == uint16_t(proto::Op::kGrant); });
 }
 
 Status ClusterFs::start() {
@@ -436,6 +446,8 @@ void ClusterFs::drop_everything() {
   {
     std::lock_guard l(mu_);
     held.swap(held_);
+    contended_.clear();
+    used_.clear();
     for (auto it = ahead_.begin(); it != ahead_.end();) drop_ahead((it++)->first);
   }
   // With no connection every write-back fails at once: unsynced data is dropped.
@@ -504,6 +516,10 @@ void ClusterFs::on_push(transport::Incoming in) {
     last_heard_ = Clock::now();
   }
   if (auto* rv = std::get_if<proto::Revoke>(&*req)) {
+    {
+      std::lock_guard l(mu_);
+      counts_.revokes++;
+    }
     Stash stash;
     stash.ino = rv->ino;
     tls_stash = &stash;
@@ -526,6 +542,10 @@ void ClusterFs::on_push(transport::Incoming in) {
       proto::RevokeAck ack{rv->to, {}};
       ack.written.assign(std::make_move_iterator(stash.extents.begin()),
                          std::make_move_iterator(stash.extents.end()));
+      {
+        std::lock_guard l(mu_);
+        ack.used = used_.erase({rv->ino, rv->beg >= vfs::kDataEnd}) > 0;
+      }
       in.reply(ack);
     }
     if (stash.counted) {
@@ -534,6 +554,24 @@ void ClusterFs::on_push(transport::Incoming in) {
       cv_.notify_all();
     }
     return;
+  }
+  if (auto* g = std::get_if<proto::Grant>(&*req)) {  // on the reader thread
+    uint64_t asked =
+        g->beg < vfs::kDataEnd
+            ? std::min<uint64_t>(std::min(g->end, vfs::kDataEnd) - g->beg, proto::kMaxIo)
+            : 0;
+    if (g->data.size() > asked)
+      return in.connection().close("malformed push: GRANT carries more data than its range");
+    {
+      std::lock_guard l(mu_);
+      // A FORGET in flight releases everything at the server, this grant included.
+      if (!forgetting_.count(g->ino)) {
+        held_[g->ino].raise(Range{g->beg, g->end}, g->state);
+        if (g->has_data) keep_granted(g->ino, g->beg, uint32_t(asked), g->data);
+        counts_.pushes++;
+      }
+    }
+    return in.reply(proto::Empty{});
   }
   if (auto* ie = std::get_if<proto::InvalEntry>(&*req)) {
     if (std::shared_lock c(cc_mu_); cc_) cc_->invalidate_entry(ie->dir, std::string_view(ie->name));
@@ -563,7 +601,6 @@ Status ClusterFs::revoke(vfs::Ino ino, Range r, State to) {
   std::vector<Range> parts;  // what we hold above `to` in r: all the VFS can hold there
   {
     std::lock_guard l(mu_);
-    counts_.revokes++;
     drop_ahead(ino);
     if (auto it = held_.find(ino); it != held_.end())
       for (const auto& s : it->second.overlapping(r))
@@ -585,6 +622,10 @@ Status ClusterFs::revoke(vfs::Ino ino, Range r, State to) {
     if (auto it = held_.find(ino); it != held_.end()) {
       it->second.lower(r, to);
       if (it->second.empty()) held_.erase(it);
+    }
+    if (auto it = contended_.find(ino); it != contended_.end()) {
+      it->second.lower(r, State::kInvalid);  // at most SHARED now: nothing to write back
+      if (it->second.empty()) contended_.erase(it);
     }
     auto w = revoking_.find(ino);
     auto& a = w->second.active;
@@ -635,9 +676,10 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
   std::shared_ptr<transport::Connection> c;
   {
     std::unique_lock l(mu_);
-    // A FORGET of ino in flight would release at the server what we are about to be
-    // granted: wait for its reply.
-    cv_.wait(l, [&] { return !forgetting_.count(ino); });
+    // A FORGET or RELEASE of ino in flight would lower at the server what we are about
+    // to be granted: wait for its reply.
+    cv_.wait(l, [&] { return !forgetting_.count(ino) && !releasing_.count(ino); });
+    used_.insert({ino, r.beg >= vfs::kDataEnd});
     if (auto it = held_.find(ino); it != held_.end() && covers(it->second, r, want)) {
       counts_.acquires_local++;
       if (auto w = revoking_.find(ino); w != revoking_.end())
@@ -676,13 +718,50 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
         std::lock_guard l(mu_);
         held_[ino].raise(Range{g->beg, g->end}, g->state);
         if (g->has_data) keep_granted(ino, r.beg, data_max, g->data);
+        if (g->contended && g->beg < vfs::kDataEnd)
+          contended_[ino].raise(Range{g->beg, std::min(g->end, vfs::kDataEnd)}, State::kShared);
         done(g->state);
       });
+}
+
+// Reader push-back (protocol version 3, home.cpp): a contended grant means another
+// client was reading there and gets the range back, pushed with its data, once we
+// lower. So a write there lowers at once: its data goes back (WRITEs, all answered),
+// then RELEASE to SHARED, before the write returns, and the reader's next read is a
+// local hit instead of a coherence cycle that starts only when it reads. Acquires of
+// the inode wait meanwhile (a grant crossing the RELEASE would be lowered with it).
+void ClusterFs::wrote(vfs::Ino ino, uint64_t off, uint64_t len) {
+  std::vector<Range> parts;
+  {
+    std::lock_guard l(mu_);
+    auto it = contended_.find(ino);
+    if (it == contended_.end()) return;
+    Range w{off / kGrantPage * kGrantPage, (off + len + kGrantPage - 1) / kGrantPage * kGrantPage};
+    for (const auto& seg : it->second.overlapping(w))
+      parts.push_back(Range{std::max(seg.beg, w.beg), std::min(seg.end, w.end)});
+    if (parts.empty()) return;
+    it->second.lower(w, State::kInvalid);
+    if (it->second.empty()) contended_.erase(it);
+    releasing_[ino]++;
+    counts_.downgrades++;
+  }
+  bool lowered = true;
+  for (const Range& p : parts) lowered = revoke(ino, p, State::kShared).ok() && lowered;
+  // Not lowered (a write-back failed): the state stays as it was at the server too.
+  if (lowered && settle(ino).ok())
+    for (const Range& p : parts)
+      call(proto::Release{ino, p.beg, p.end, State::kShared}).ignore_error_on_purpose();
+  {
+    std::lock_guard l(mu_);
+    if (--releasing_[ino] == 0) releasing_.erase(ino);
+  }
+  cv_.notify_all();
 }
 
 void ClusterFs::drop_states(vfs::Ino ino) {
   std::lock_guard l(mu_);
   held_.erase(ino);
+  contended_.erase(ino);
   drop_ahead(ino);
 }
 
@@ -692,6 +771,7 @@ void ClusterFs::forget(vfs::Ino ino) {
   {
     std::lock_guard l(mu_);
     held_.erase(ino);
+    contended_.erase(ino);
     drop_ahead(ino);
     forgetting_.insert(ino);
   }

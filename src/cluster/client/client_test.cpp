@@ -1,9 +1,11 @@
 // The cluster client and server in one process (no FUSE): two VFS instances over two
 // ClusterFs sessions of one Server exporting memfs. Checks what a coherence cycle
 // costs in messages (protocol version 2: the written-back data rides on the revoke's
-// ack, the read data on the grant), and that the data is right on every path (small
-// and over-budget write-backs, short pages at end of file, fsync after a revocation).
+// ack, the read data on the grant; version 3: a reader gets back, pushed, what a
+// writer took), and that the data is right on every path (small and over-budget
+// write-backs, short pages at end of file, fsync after a revocation).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <memory>
@@ -83,7 +85,10 @@ class ClusterClientTest : public ::testing::Test {
 
 // The brief of version 2: B reading what A just wrote (A holds it MODIFIED) costs B
 // one ACQUIRE (whose GRANTED carries the data: no READ) and A one REVOKE (whose ack
-// carries the dirty data: no WRITE). Counted in messages, not time.
+// carries the dirty data: no WRITE). Counted in messages, not time. A writes twice per
+// round: the second write's revocation finds B did not read the range it was pushed
+// (version 3's push-back, below), so A's grant is not contended and A keeps its data
+// MODIFIED until B asks.
 TEST_F(ClusterClientTest, RevokeOfModifiedDataThenGrant_OneRoundTripEach) {
   vfs::VnodeRef fa, fb;
   make_file("f", fa, fb);
@@ -91,6 +96,7 @@ TEST_F(ClusterClientTest, RevokeOfModifiedDataThenGrant_OneRoundTripEach) {
   ASSERT_EQ(get(*b_.vfs, *fb, 0, 4096), std::string(4096, 'a'));  // sizes settle
   for (int i = 0; i < 20; i++) {
     std::string v(1, char('A' + i));
+    ASSERT_TRUE(put(*a_.vfs, *fa, 100, "-").ok());
     ASSERT_TRUE(put(*a_.vfs, *fa, 100, v).ok());  // A: MODIFIED again (B revoked)
     ClientStatus a0 = a_.st(), b0 = b_.st();
     uint64_t s0 = server_->status().requests;
@@ -103,6 +109,48 @@ TEST_F(ClusterClientTest, RevokeOfModifiedDataThenGrant_OneRoundTripEach) {
     EXPECT_EQ(a1.requests - a0.requests, 0u) << "A sent a WRITE; round " << i;
     EXPECT_EQ(s1 - s0, 1u) << "the server saw more than the ACQUIRE; round " << i;
   }
+}
+
+// Version 3's reader push-back: B keeps reading what A keeps writing. A's grant says
+// contended, so A's write lowers at once (its data goes back, then RELEASE) before it
+// returns, and the server pushes B the range with the data: B's read right after A's
+// write returns sends nothing at all and sees the new byte.
+TEST_F(ClusterClientTest, ReaderPushBack_ReadAfterWriteIsALocalHit) {
+  vfs::VnodeRef fa, fb;
+  make_file("pp", fa, fb);
+  ASSERT_TRUE(put(*a_.vfs, *fa, 0, std::string(200000, 'a')).ok());
+  ASSERT_EQ(get(*b_.vfs, *fb, 0, 200000), std::string(200000, 'a'));
+  for (int i = 0; i < 20; i++) {
+    std::string v(3, char('A' + i));
+    uint64_t off = 65534 + uint64_t(i % 3) * 4096;  // across a granule boundary too
+    ClientStatus a0 = a_.st(), b0 = b_.st();
+    ASSERT_TRUE(put(*a_.vfs, *fa, off, v).ok());
+    ClientStatus a1 = a_.st();
+    EXPECT_GE(a1.downgrades - a0.downgrades, 1u) << "round " << i;
+    // The push left the server before A's RELEASE was answered, but on B's connection:
+    // wait (bounded) until B's reader has applied it, then B's read costs nothing.
+    for (int t = 0; t < 5000 && b_.st().pushes == b0.pushes; t++) usleep(1000);
+    ClientStatus b1 = b_.st();
+    ASSERT_GE(b1.pushes - b0.pushes, 1u) << "round " << i;
+    ASSERT_EQ(get(*b_.vfs, *fb, off, 3), v) << "round " << i;
+    ClientStatus b2 = b_.st();
+    EXPECT_EQ(b2.acquires_sent - b1.acquires_sent, 0u) << "round " << i;
+    EXPECT_EQ(b2.requests - b1.requests, 0u) << "B sent a READ; round " << i;
+  }
+  // The whole file reads right from both sides.
+  std::string want(200000, 'a');
+  for (int i = 0; i < 20; i++)
+    want.replace(65534 + size_t(i % 3) * 4096, 3, std::string(3, char('A' + i)));
+  // (later rounds overwrite earlier ones at the same offset)
+  EXPECT_EQ(get(*b_.vfs, *fb, 0, 200000), want);
+  EXPECT_EQ(get(*a_.vfs, *fa, 0, 200000), want);
+  // B stops reading: after one more push A's writes stop being contended.
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(put(*a_.vfs, *fa, 70000, "zz").ok());
+  ClientStatus a3 = a_.st();
+  for (int i = 0; i < 5; i++) ASSERT_TRUE(put(*a_.vfs, *fa, 70000, "yy").ok());
+  EXPECT_EQ(a_.st().downgrades, a3.downgrades);
+  EXPECT_EQ(a_.st().requests, a3.requests) << "A writes locally again";
+  EXPECT_EQ(get(*b_.vfs, *fb, 70000, 2), "yy");
 }
 
 // More dirty data than one ack carries (1 MiB): the rest goes as WRITEs first, and

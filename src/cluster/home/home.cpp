@@ -76,6 +76,24 @@
 // a lease expiry drop everything at once. So a laggard delays others by at most
 // revoke_timeout_ms + lease_ms.
 //
+// Reader push-back (protocol version 3). Under invalidation alone, a reader that lost
+// a range to a writer pays a whole coherence cycle (its ACQUIRE, a REVOKE of the
+// writer, the writer's ack, the grant) on its next read: about two round trips, after
+// the writer's write() has returned. So when a revoke to INVALID takes a range from a
+// client that held it SHARED and says it used it (the ack's `used`), the home node
+// records that client's *interest* in the range. A writer granted EXCLUSIVE over an
+// interesting range is told the grant is *contended* (and the grant is not widened
+// into such ranges): it writes back and lowers to SHARED as soon as it has written,
+// before its write() returns (the client's business). As soon as no holder conflicts
+// and no request waits there, pump() pushes the interested reader a SHARED grant of the
+// range, with the data: its next read is a local hit. Interest is consumed by the
+// push (or a grant, a release, the session's end), and renewed only by another revoke
+// the reader acks as used: a reader that stopped reading costs the writer one more
+// push at most (a competitive rule, as in update-based snoopy caches). A push is a
+// grant like any other: S1 holds (only SHARED, only where no one conflicts), it is
+// numbered with the client's grants, and it never overlaps the client's outstanding
+// revokes.
+//
 // Limits (a hostile client costs bounded memory): max_waiting_per_client queued
 // requests (EAGAIN), max_ranges_per_inode and max_ranges_per_client recorded
 // segments (ENOSPC: adjacent equal states merge, so only real fragmentation counts),
@@ -126,10 +144,13 @@ struct HomeNode::Inode {
     Range r;
     State s;
   };
-  std::map<uint64_t, Local> local;  // granted local accesses by handle
-  std::list<Request> queue;         // FIFO
-  std::set<uint64_t> revokes;       // outstanding, by id
-  bool idle() const { return holds.empty() && local.empty() && queue.empty() && revokes.empty(); }
+  std::map<uint64_t, Local> local;        // granted local accesses by handle
+  std::list<Request> queue;               // FIFO
+  std::set<uint64_t> revokes;             // outstanding, by id
+  std::map<ClientId, RangeMap> interest;  // readers to push back (kShared segments)
+  bool idle() const {
+    return holds.empty() && local.empty() && queue.empty() && revokes.empty() && interest.empty();
+  }
 };
 
 struct HomeNode::Client {
@@ -209,7 +230,7 @@ void HomeNode::acquire(ClientId c, uint64_t req_id, Ino ino, Range required, Ran
   pump(ino);
 }
 
-void HomeNode::revoke_ack(ClientId c, uint64_t revoke_id, uint64_t now_ms) {
+void HomeNode::revoke_ack(ClientId c, uint64_t revoke_id, uint64_t now_ms, bool used) {
   touch(c, now_ms);
   auto it = revokes_.find(revoke_id);
   if (it == revokes_.end() || it->second->c != c) {  // gone sessions have no revokes
@@ -217,7 +238,13 @@ void HomeNode::revoke_ack(ClientId c, uint64_t revoke_id, uint64_t now_ms) {
     return;
   }
   Revoke rv = *it->second;
-  change(*inodes_.at(rv.ino), c, rv.r, rv.to, false);
+  Inode& in = *inodes_.at(rv.ino);
+  if (auto h = in.holds.find(c); used && rv.to == State::kInvalid && h != in.holds.end())
+    for (const RangeMap::Seg& s : h->second.overlapping(rv.r))
+      if (s.state == State::kShared)
+        in.interest[c].raise({std::max(s.beg, rv.r.beg), std::min(s.end, rv.r.end)},
+                             State::kShared);
+  change(in, c, rv.r, rv.to, false);
   finish_revoke(revoke_id);
   ++st_.revokes_acked;
   untrack_if_idle(c, rv.ino);
@@ -231,6 +258,10 @@ void HomeNode::release(ClientId c, Ino ino, Range r, State to, uint64_t seen, ui
   if (cit == clients_.end() || cit->second->gone || iit == inodes_.end() || r.beg >= r.end) return;
   Inode& in = *iit->second;
   change(in, c, r, to, false);
+  if (auto i = in.interest.find(c); i != in.interest.end()) {  // it gave the range up
+    i->second.lower(r, State::kInvalid);
+    if (i->second.empty()) in.interest.erase(i);
+  }
   for (const Client::Unseen& u : cit->second->unseen) {  // crossed the release
     if (u.ino != ino || !overlaps(u.r, r)) continue;
     change(in, c, {std::max(u.r.beg, r.beg), std::min(u.r.end, r.end)}, u.s, true);
@@ -310,7 +341,55 @@ void HomeNode::pump(Ino ino) {
     waiting.push_back(&*q);
     ++q;
   }
+  if (!in.interest.empty()) push_back_readers(ino, in);
   gc(ino);
+}
+
+// Other live clients' interest overlaps r.
+bool HomeNode::wanted_by_others(const Inode& in, ClientId c, Range r) const {
+  for (const auto& [h, map] : in.interest)
+    if (h != c && !clients_.at(h)->gone && map.max_in(r) != State::kInvalid) return true;
+  return false;
+}
+
+// Pushes SHARED grants of whole interest segments nobody conflicts with or waits for.
+void HomeNode::push_back_readers(Ino ino, Inode& in) {
+  for (auto i = in.interest.begin(); i != in.interest.end();) {
+    const ClientId c = i->first;
+    Client& cl = *clients_.at(c);
+    for (const RangeMap::Seg& seg : i->second.all()) {
+      const Range r{seg.beg, seg.end};
+      bool free = !cl.gone && cl.unseen.size() < cfg_.max_unseen_grants;
+      for (const auto& [h, map] : in.holds)
+        if (h != c && map.max_in(r) > State::kShared) free = false;
+      for (const auto& [h, lg] : in.local)
+        if (overlaps(lg.r, r) && lg.s > State::kShared) free = false;
+      for (const Request& q : in.queue)
+        if (overlaps(q.required, r) && (q.c == c || q.want > State::kShared)) free = false;
+      for (uint64_t id : in.revokes) {
+        const Revoke& rv = *revokes_.at(id);
+        if (rv.c == c && overlaps(rv.r, r)) free = false;
+      }
+      if (!free) continue;
+      const RangeMap* m = nullptr;
+      if (auto h = in.holds.find(c); h != in.holds.end()) m = &h->second;
+      ptrdiff_t d = m ? m->raise_delta(r, State::kShared) : 1;
+      if (static_cast<ptrdiff_t>(m ? m->size() : 0) + d >
+              static_cast<ptrdiff_t>(cfg_.max_ranges_per_inode) ||
+          static_cast<ptrdiff_t>(cl.ranges) + d >
+              static_cast<ptrdiff_t>(cfg_.max_ranges_per_client))
+        continue;
+      change(in, c, r, State::kShared, true);
+      i->second.lower(r, State::kInvalid);
+      ++st_.pushes;
+      cl.unseen.push_back({++cl.grant_seq, ino, r, State::kShared});
+      out_.push_grant(c, ino, r, State::kShared, cl.grant_seq);
+    }
+    if (i->second.empty())
+      i = in.interest.erase(i);
+    else
+      ++i;
+  }
 }
 
 // Sends the revokes rq still needs; if it needs none, answers it (grant or a limit's
@@ -359,7 +438,8 @@ bool HomeNode::try_grant(Ino ino, Inode& in, std::list<Request>::iterator q) {
     return true;
   }
   Client& cl = *clients_.at(done.c);
-  Range g = widen(in, rq);
+  const bool contended = done.want > State::kShared && wanted_by_others(in, done.c, done.required);
+  Range g = contended ? done.required : widen(in, rq);
   in.queue.erase(q);
   --cl.waiting;
   if (cl.unseen.size() >= cfg_.max_unseen_grants) {
@@ -385,9 +465,14 @@ bool HomeNode::try_grant(Ino ino, Inode& in, std::list<Request>::iterator q) {
     return true;
   }
   change(in, done.c, g, done.want, true);
+  if (auto i = in.interest.find(done.c); i != in.interest.end()) {  // it has it now
+    i->second.lower(g, State::kInvalid);
+    if (i->second.empty()) in.interest.erase(i);
+  }
   ++st_.grants;
+  if (contended) ++st_.contended;
   cl.unseen.push_back({++cl.grant_seq, ino, g, done.want});
-  out_.grant(done.c, done.req_id, ino, g, done.want, cl.grant_seq);
+  out_.grant(done.c, done.req_id, ino, g, done.want, cl.grant_seq, contended);
   return true;
 }
 
@@ -409,6 +494,10 @@ Range HomeNode::widen(const Inode& in, const Request& rq) const {
   }
   for (const auto& [h, lg] : in.local)
     if (!compatible(lg.s, rq.want)) block(lg.r);
+  if (rq.want > State::kShared)  // readers waiting to get these back (push-back)
+    for (const auto& [h, map] : in.interest)
+      if (h != rq.c)
+        for (const RangeMap::Seg& s : map.overlapping({lo, hi})) block({s.beg, s.end});
   for (const Request& o : in.queue)
     if (&o != &rq) block(o.required);
   for (uint64_t id : in.revokes) {
@@ -489,6 +578,7 @@ void HomeNode::zombify(ClientId c) {
     if (iit == inodes_.end()) continue;
     Inode& in = *iit->second;
     in.queue.remove_if([&](const Request& q) { return q.c == c; });
+    in.interest.erase(c);
     std::vector<uint64_t> mine;
     for (uint64_t id : in.revokes)
       if (revokes_.at(id)->c == c) mine.push_back(id);
@@ -513,6 +603,7 @@ void HomeNode::drop(ClientId c) {
     if (iit == inodes_.end()) continue;
     Inode& in = *iit->second;
     in.holds.erase(c);
+    in.interest.erase(c);
     in.queue.remove_if([&](const Request& q) { return q.c == c; });
     std::vector<uint64_t> mine;
     for (uint64_t id : in.revokes)
@@ -529,7 +620,7 @@ void HomeNode::untrack_if_idle(ClientId c, Ino ino) {
   auto iit = inodes_.find(ino);
   if (cit == clients_.end() || iit == inodes_.end()) return;
   const Inode& in = *iit->second;
-  if (in.holds.count(c)) return;
+  if (in.holds.count(c) || in.interest.count(c)) return;
   for (const Request& q : in.queue)
     if (q.c == c) return;
   for (uint64_t id : in.revokes)

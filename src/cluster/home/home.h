@@ -56,8 +56,14 @@ class HomeOutput {
  public:
   virtual ~HomeOutput() = default;
   // Reply to acquire(c, req_id, ...): c now holds at least s on r (required ⊆ r ⊆ desired).
-  // seq numbers c's grants 1, 2, 3, ... (see "seen" above).
-  virtual void grant(ClientId c, uint64_t req_id, Ino ino, Range r, State s, uint64_t seq) = 0;
+  // seq numbers c's grants 1, 2, 3, ... (see "seen" above). contended: other clients
+  // were reading r and want it back (see "Reader push-back" in home.cpp): c should
+  // write back and lower to SHARED as soon as it has written.
+  virtual void grant(ClientId c, uint64_t req_id, Ino ino, Range r, State s, uint64_t seq,
+                     bool contended) = 0;
+  // Push, unasked: c now holds s on r (a reader gets back what a writer took). Numbered
+  // with c's grants.
+  virtual void push_grant(ClientId c, Ino ino, Range r, State s, uint64_t seq) = 0;
   // Reply to acquire: refused with an errno: EINVAL, ENOTCONN, ENOSPC (range limits),
   // EAGAIN (too many queued requests, or too many grants c has not confirmed seeing).
   virtual void fail(ClientId c, uint64_t req_id, int err) = 0;
@@ -106,7 +112,9 @@ class HomeNode {
   void acquire(ClientId c, uint64_t req_id, Ino ino, Range required, Range desired, State want,
                uint64_t now_ms);
   // c lowered its states per revoke_id. Unknown, duplicate or foreign ids: ignored.
-  void revoke_ack(ClientId c, uint64_t revoke_id, uint64_t now_ms);
+  // used: c had used the range since it got it; if it was reading (SHARED) and lost it
+  // to a writer, it gets it back pushed once no writer holds it (home.cpp).
+  void revoke_ack(ClientId c, uint64_t revoke_id, uint64_t now_ms, bool used = false);
   // c lowered r to at most `to` on its own (a raise is ignored).
   // `seen`: the highest grant seq c had applied when it sent the release.
   void release(ClientId c, Ino ino, Range r, State to, uint64_t seen, uint64_t now_ms);
@@ -140,6 +148,7 @@ class HomeNode {
     uint64_t revokes_retired = 0;  // satisfied by a release before their ack came
     uint64_t acks_ignored = 0;     // unknown, duplicate, late or foreign
     uint64_t fenced_lease = 0, fenced_revoke = 0, disconnects = 0;
+    uint64_t pushes = 0, contended = 0;  // reader push-back: grants pushed, writers told
   };
   Stats stats() const;
   struct ClientInfo {
@@ -170,6 +179,8 @@ class HomeNode {
   void send_revoke(Ino ino, Inode& in, ClientId c, Range r, State to);
   void finish_revoke(uint64_t id);
   void retire_satisfied(Ino ino, Inode& in, ClientId c);
+  void push_back_readers(Ino ino, Inode& in);
+  bool wanted_by_others(const Inode& in, ClientId c, Range r) const;
   void change(Inode& in, ClientId c, Range r, State s, bool raise);
   void fence(ClientId c, bool lease);
   void zombify(ClientId c);

@@ -47,10 +47,11 @@ struct Up {
   Ino ino = 0;
   Range required{}, desired{};
   State s = State::kInvalid;
+  bool used = false;  // acks
 };
 
 struct Down {
-  enum Kind { kGrant, kFail, kRevoke } kind;
+  enum Kind { kGrant, kFail, kRevoke, kPush } kind;
   uint64_t id;  // req id or revoke id
   Ino ino = 0;
   Range r{};
@@ -97,7 +98,8 @@ struct Sim : HomeOutput {
     State want;
   };
   std::vector<Arrived> arrived;
-  bool trace = false;  // DFLY_HOME_TRACE=<seed> prints that seed's events
+  bool trace = false;   // DFLY_HOME_TRACE=<seed> prints that seed's events
+  uint64_t pushes = 0;  // pushed grants delivered
 #define TRACE(...) \
   if (trace) std::printf(__VA_ARGS__)
 
@@ -136,11 +138,16 @@ struct Sim : HomeOutput {
   }
 
   // ---- HomeOutput: messages go into the client's queue ----
-  void grant(ClientId c, uint64_t req, Ino ino, Range r, State s, uint64_t seq) override {
+  void grant(ClientId c, uint64_t req, Ino ino, Range r, State s, uint64_t seq, bool) override {
     answered(c, req, true);
     TRACE("  grant c%lu req%lu ino%lu [%lu,%lx) s%d seq%lu\n", c, req, ino, r.beg, r.end, int(s),
           seq);
     if (Slot* sl = by_id(c)) sl->down.push_back({Down::kGrant, req, ino, r, s, 0, seq});
+  }
+  void push_grant(ClientId c, Ino ino, Range r, State s, uint64_t seq) override {
+    TRACE("  push c%lu ino%lu [%lu,%lx) s%d seq%lu\n", c, ino, r.beg, r.end, int(s), seq);
+    if (s != State::kShared) failure = "a pushed grant above SHARED";
+    if (Slot* sl = by_id(c)) sl->down.push_back({Down::kPush, 0, ino, r, s, 0, seq});
   }
   void fail(ClientId c, uint64_t req, int err) override {
     answered(c, req, false);
@@ -210,7 +217,7 @@ struct Sim : HomeOutput {
         home.acquire(s.id, m.id, m.ino, m.required, m.desired, m.s, now);
         break;
       case Up::kAck:
-        home.revoke_ack(s.id, m.id, now);
+        home.revoke_ack(s.id, m.id, now, m.used);
         break;
       case Up::kRelease:
         home.release(s.id, m.ino, m.required, m.s, m.seen, now);
@@ -226,6 +233,13 @@ struct Sim : HomeOutput {
     TRACE("t%lu c%lu down kind%d id%lu\n", now, s.id, int(m.kind), m.id);
     if (m.kind == Down::kRevoke) {
       s.due.push_back(m);
+      return;
+    }
+    if (m.kind == Down::kPush) {
+      ASSERT_EQ(m.seq, s.seen + 1) << "pushes numbered with the grants";
+      s.seen = m.seq;
+      s.truth[m.ino].raise(m.r, m.s);
+      pushes++;
       return;
     }
     auto it = s.outstanding.find(m.id);
@@ -249,7 +263,9 @@ struct Sim : HomeOutput {
     Down m = s.due[k];
     s.due.erase(s.due.begin() + static_cast<ptrdiff_t>(k));
     s.truth[m.ino].lower(m.r, m.s);  // written back / dropped, then acked
-    send(s, {Up::kAck, 0, 0, m.id});
+    Up a{Up::kAck, 0, 0, m.id};
+    a.used = chance(60);
+    send(s, a);
   }
 
   void acquire(Slot& s) {
@@ -432,7 +448,8 @@ TEST(HomeModel, RandomSchedules_SafetyEveryStep_LivenessAfterDrain) {
   cfg.revoke_timeout_ms = kRevokeTimeout;
   cfg.max_ranges_per_inode = 6;  // small, so ENOSPC paths run too
   cfg.max_waiting_per_client = 3;
-  uint64_t grants = 0, revokes = 0, fenced = 0, fenced_lease = 0, retired = 0, fails = 0;
+  uint64_t grants = 0, revokes = 0, fenced = 0, fenced_lease = 0, retired = 0, fails = 0,
+           pushes = 0;
   const int n = seeds();
   for (int seed = 1; seed <= n; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
@@ -498,6 +515,7 @@ TEST(HomeModel, RandomSchedules_SafetyEveryStep_LivenessAfterDrain) {
     fenced_lease += st.fenced_lease;
     retired += st.revokes_retired;
     fails += st.fails;
+    pushes += sim.pushes;
   }
   // The schedules must reach the interesting paths, or the test proves little.
   EXPECT_GT(grants, 10u * static_cast<uint64_t>(n));
@@ -505,12 +523,14 @@ TEST(HomeModel, RandomSchedules_SafetyEveryStep_LivenessAfterDrain) {
   EXPECT_GT(fenced, 0u);
   EXPECT_GT(retired, 0u);
   EXPECT_GT(fails, 0u);
+  EXPECT_GT(pushes, static_cast<uint64_t>(n) / 10) << "reader push-back barely ran";
   std::printf(
       "home model: %d seeds, %lu grants, %lu revokes, %lu fenced (%lu at lease end), %lu "
-      "retired, %lu fails\n",
+      "retired, %lu fails, %lu pushes\n",
       n, static_cast<unsigned long>(grants), static_cast<unsigned long>(revokes),
       static_cast<unsigned long>(fenced), static_cast<unsigned long>(fenced_lease),
-      static_cast<unsigned long>(retired), static_cast<unsigned long>(fails));
+      static_cast<unsigned long>(retired), static_cast<unsigned long>(fails),
+      static_cast<unsigned long>(pushes));
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ struct Rec : HomeOutput {
     Range r;
     State s;
     uint64_t seq;
+    bool contended = false;
   };
   struct Fail {
     ClientId c;
@@ -40,8 +41,13 @@ struct Rec : HomeOutput {
   std::vector<ClientId> fences;
   std::vector<uint64_t> locals;
 
-  void grant(ClientId c, uint64_t req, Ino ino, Range r, State s, uint64_t seq) override {
-    grants.push_back({c, req, ino, r, s, seq});
+  void grant(ClientId c, uint64_t req, Ino ino, Range r, State s, uint64_t seq,
+             bool contended) override {
+    grants.push_back({c, req, ino, r, s, seq, contended});
+  }
+  std::vector<Grant> pushes;  // req 0
+  void push_grant(ClientId c, Ino ino, Range r, State s, uint64_t seq) override {
+    pushes.push_back({c, 0, ino, r, s, seq, false});
   }
   void fail(ClientId c, uint64_t req, int err) override { fails.push_back({c, req, err}); }
   void revoke(ClientId c, uint64_t id, Ino ino, Range r, State to, uint64_t dl) override {
@@ -104,6 +110,68 @@ TEST_F(HomeTest, Exclusive_RevokesEachSharerOnceForTheOverlapOnly_GrantsAfterAll
   EXPECT_EQ(held(1, 15), I);
   EXPECT_EQ(held(1, 50), S) << "bytes outside the request are not revoked";
   EXPECT_EQ(home.stats().revokes_acked, 2u);
+}
+
+// Reader push-back (protocol version 3): a reader that used a range and lost it to a
+// writer gets it back, pushed, once the writer lowers; the writer is told so.
+TEST_F(HomeTest, PushBack_ReaderThatUsedTheRange_GetsItBackWhenTheWriterLowers) {
+  get(1, 10, {0, 100}, S);
+  get(2, 20, {10, 20}, E);
+  ASSERT_EQ(out.revokes.size(), 1u);
+  home.revoke_ack(1, out.revokes[0].id, 1, /*used=*/true);
+  ASSERT_EQ(out.grants.size(), 2u);
+  EXPECT_TRUE(out.grants[1].contended);
+  EXPECT_EQ(out.grants[1].r, (Range{10, 20})) << "not widened over the reader's interest";
+  EXPECT_TRUE(out.pushes.empty()) << "the writer holds it";
+  home.release(2, 7, {10, 20}, S, UINT64_MAX, 2);  // wrote back, lowered to SHARED
+  ASSERT_EQ(out.pushes.size(), 1u);
+  EXPECT_EQ(out.pushes[0].c, 1u);
+  EXPECT_EQ(out.pushes[0].r, (Range{10, 20}));
+  EXPECT_EQ(out.pushes[0].s, S);
+  EXPECT_EQ(out.pushes[0].seq, out.grants[0].seq + 1) << "numbered with its grants";
+  EXPECT_EQ(held(1, 15), S);
+  EXPECT_EQ(held(2, 15), S);
+  // Interest is spent: the next writer is not contended unless the reader used it again.
+  get(2, 21, {10, 20}, E);
+  ASSERT_EQ(out.revokes.size(), 2u);
+  home.revoke_ack(1, out.revokes[1].id, 3, /*used=*/false);
+  ASSERT_EQ(out.grants.size(), 3u);
+  EXPECT_FALSE(out.grants[2].contended);
+  home.release(2, 7, {0, kEnd}, I, UINT64_MAX, 4);
+  EXPECT_EQ(out.pushes.size(), 1u) << "an unused range is not pushed";
+  EXPECT_EQ(home.stats().pushes, 1u);
+}
+
+TEST_F(HomeTest, PushBack_OnlyForReaders_NotPastWaitersOrOwnRevokes_GoneWithRelease) {
+  // A writer that loses a range to another writer gets nothing pushed.
+  get(1, 10, {0, 100}, E);
+  get(2, 20, {0, 100}, E);
+  home.revoke_ack(1, out.revokes[0].id, 1, true);
+  EXPECT_FALSE(out.grants[1].contended);
+  home.release(2, 7, {0, 100}, I, UINT64_MAX, 2);
+  EXPECT_TRUE(out.pushes.empty());
+  // A reader's interest waits behind a queued writer, then is pushed.
+  get(1, 11, {0, 100}, S);
+  get(2, 21, {0, 100}, E);
+  home.revoke_ack(1, out.revokes[1].id, 3, true);
+  get(3, 30, {0, 100}, E);  // queued behind 2's grant: a revoke to 2
+  ASSERT_EQ(out.revokes.size(), 3u);
+  EXPECT_EQ(out.revokes[2].c, 2u);
+  home.revoke_ack(2, out.revokes[2].id, 4);
+  EXPECT_TRUE(out.pushes.empty()) << "client 3 holds it now";
+  home.release(3, 7, {0, 100}, S, UINT64_MAX, 5);
+  ASSERT_EQ(out.pushes.size(), 1u);
+  EXPECT_EQ(out.pushes[0].c, 1u);
+  // A reader that releases gives its interest up.
+  get(2, 22, {0, 100}, E);
+  for (size_t i = 3; i < out.revokes.size(); ++i)
+    home.revoke_ack(out.revokes[i].c, out.revokes[i].id, 6, true);
+  home.release(1, 7, {0, kEnd}, I, UINT64_MAX, 7);
+  home.release(2, 7, {0, 100}, S, UINT64_MAX, 8);
+  for (const auto& p : out.pushes) EXPECT_NE(p.seq, 0u);
+  size_t to1 = 0;
+  for (const auto& p : out.pushes) to1 += p.c == 1;
+  EXPECT_EQ(to1, 1u) << "client 1 released: nothing more pushed to it";
 }
 
 TEST_F(HomeTest, SharedRequest_LowersExclusiveHolderToSharedOnly) {

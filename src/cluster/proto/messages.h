@@ -61,9 +61,11 @@ struct Empty {
 // Handshake -----------------------------------------------------------------------
 inline constexpr uint32_t kMagic = 0x594c4644;  // "DFLY" as bytes on the wire
 // Version 2: ACQUIRE asks for data with the grant (data_max), GRANTED carries it, and
-// REVOKE_ACK carries the written-back data (docs/cluster-protocol.md, section 7).
-inline constexpr uint16_t kVersion = 2;
-inline constexpr uint16_t kMinVersion = 2;
+// REVOKE_ACK carries the written-back data. Version 3: readers that lost a range to a
+// writer get it back pushed with its data (GRANT push, REVOKE_ACK used, GRANTED
+// contended). docs/cluster-protocol.md, sections 7 and 9.
+inline constexpr uint16_t kVersion = 3;
+inline constexpr uint16_t kMinVersion = 3;
 enum HelloFlags : uint32_t { kHelloTls = 1 };  // the sender is speaking inside TLS
 
 struct Hello {
@@ -289,8 +291,19 @@ struct Granted {
   // READ would return); empty and not sent when data_max was 0.
   bool has_data = false;
   Bytes<kMaxIo> data;
-  DFLY_PROTO_FIELDS(ino, beg, end, state, has_data, data)
+  // Another client was reading [beg, end) and wants it back (version 3): write what
+  // you change there back, and lower to SHARED, before the write returns.
+  bool contended = false;
+  DFLY_PROTO_FIELDS(ino, beg, end, state, has_data, data, contended)
   bool valid() const { return has_data || data.empty(); }
+};
+struct Grant {  // push (version 3): a state the client did not ask for, with its data
+  uint64_t ino = 0, beg = 0, end = 0;
+  State state = State::kInvalid;
+  bool has_data = false;
+  Bytes<kMaxIo> data;  // the file's data from beg (short only at end of file)
+  DFLY_PROTO_FIELDS(ino, beg, end, state, has_data, data)
+  bool valid() const { return (has_data || data.empty()) && beg < end; }
 };
 struct Release {
   uint64_t ino = 0, beg = 0, end = 0;
@@ -313,7 +326,9 @@ struct RevokeAck {
   // The dirty data the lowering wrote back, in write order: the server writes it to
   // the revoked inode before it counts the ack (instead of WRITE round trips).
   List<Extent, kMaxAckExtents> written;
-  DFLY_PROTO_FIELDS(state, written)
+  // The client used the revoked range since it got it (version 3): it wants it back.
+  bool used = false;
+  DFLY_PROTO_FIELDS(state, written, used)
 };
 struct InvalEntry {  // push
   uint64_t dir = 0;
@@ -386,7 +401,8 @@ struct StatusReply {
   X(kRevoke, "REVOKE", 96, S, Revoke, RevokeAck)               \
   X(kInvalEntry, "INVAL_ENTRY", 97, S, InvalEntry, Empty)      \
   X(kInvalAttr, "INVAL_ATTR", 98, S, InvalAttr, Empty)         \
-  X(kLeaseNotice, "LEASE_NOTICE", 99, S, LeaseNotice, Empty)
+  X(kLeaseNotice, "LEASE_NOTICE", 99, S, LeaseNotice, Empty)   \
+  X(kGrant, "GRANT", 100, S, Grant, Empty)
 
 enum class Op : uint16_t {
 #define DFLY_X(name, str, value, dir, Req, Rep) name = value,

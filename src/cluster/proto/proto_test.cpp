@@ -50,6 +50,14 @@ struct Filler {
     m.state = State(rng() % 4);
     m.has_data = rng() % 2;
     if (m.has_data) fill(m.data);
+    m.contended = rng() % 2;
+  }
+  void fill(Grant& m) {
+    m.ino = rng(), m.beg = rng() % (uint64_t{1} << 62);
+    m.end = m.beg + 1 + rng() % (uint64_t{1} << 62);
+    m.state = State(rng() % 4);
+    m.has_data = rng() % 2;
+    if (m.has_data) fill(m.data);
   }
   void fill(Hello& m) {
     fill(m.name);
@@ -263,6 +271,18 @@ TEST(ClusterProto, OverLimitFields_AreMalformed) {
   RevokeAck many{State::kInvalid, {}};
   many.written.resize(kMaxAckExtents + 1);
   EXPECT_EQ(decode<RevokeAck>(enc(many)).error().code(), EBADMSG);
+  // Version 3's: a pushed grant covers a non-empty range and carries data only with
+  // has_data.
+  Grant pg{1, 10, 10, State::kShared, false, {}};
+  EXPECT_EQ(decode<Grant>(enc(pg)).error().code(), EBADMSG);
+  pg.end = 65536;
+  EXPECT_TRUE(decode<Grant>(enc(pg)).ok());
+  pg.data.resize(3);
+  EXPECT_EQ(decode<Grant>(enc(pg)).error().code(), EBADMSG);
+  RevokeAck used{State::kInvalid, {}, true};
+  auto ub = enc(used);
+  ub.back() = std::byte{2};  // a bool is 0 or 1
+  EXPECT_EQ(decode<RevokeAck>(ub).error().code(), EBADMSG);
   Time t{0, 1000000000};
   EXPECT_EQ(decode<Time>(enc(t)).error().code(), EBADMSG);
   Hello h;

@@ -84,7 +84,9 @@ class Server::Impl : public HomeOutput, public std::enable_shared_from_this<Impl
   uint16_t port() const { return listener_ ? listener_->port() : 0; }
 
   // HomeOutput: called under mu_; queue only.
-  void grant(ClientId c, uint64_t req_id, Ino ino, Range r, State s, uint64_t) override;
+  void grant(ClientId c, uint64_t req_id, Ino ino, Range r, State s, uint64_t,
+             bool contended) override;
+  void push_grant(ClientId c, Ino ino, Range r, State s, uint64_t) override;
   void fail(ClientId c, uint64_t req_id, int err) override;
   void revoke(ClientId c, uint64_t revoke_id, Ino ino, Range r, State to,
               uint64_t deadline_ms) override;
@@ -110,6 +112,9 @@ class Server::Impl : public HomeOutput, public std::enable_shared_from_this<Impl
   void on_close(ClientId c);
   void flush(bool on_reader = false);
   void on_revoke_ack(ClientId c, uint64_t revoke_id, Ino ino, Result<transport::Frame> f);
+  // The file's data from off (at most max bytes), as a GRANTED or GRANT carries it:
+  // read as the message leaves (see grant()). false: the read failed.
+  bool read_for_grant(Ino ino, uint64_t off, uint64_t max, proto::Bytes<proto::kMaxIo>& out);
   void remember(ClientId c, vfs::Ino ino);
   void forget_inos(std::vector<vfs::Ino> gone);
   template <typename Req>
@@ -137,33 +142,53 @@ class Server::Impl : public HomeOutput, public std::enable_shared_from_this<Impl
 
 // --- HomeOutput -------------------------------------------------------------------
 
-void Server::Impl::grant(ClientId, uint64_t req_id, Ino ino, Range r, State s, uint64_t) {
+void Server::Impl::grant(ClientId, uint64_t req_id, Ino ino, Range r, State s, uint64_t,
+                         bool contended) {
   auto it = acquires_.find(req_id);
   if (it == acquires_.end()) return;
   auto in = std::shared_ptr<transport::Incoming>(std::move(it->second.in));
   const proto::Acquire req = it->second.req;
   acquires_.erase(it);
-  outbox_.push_back([this, in, ino, r, s, req] {
-    proto::Granted g{ino, r.beg, r.end, s, false, {}};
-    // The data comes with the grant (no READ round trip). Read here, as the grant
-    // leaves: every conflicting state was lowered (its written-back data applied)
-    // before the home node granted, and no later conflicting grant can be used
-    // before this client acks a revoke that follows this reply on the wire.
-    if (req.data_max && req.beg < req.end) {
-      uint64_t n = std::min<uint64_t>({req.data_max, req.end - req.beg, proto::kMaxIo});
-      g.data.resize(n);
-      vfs::Bio bio;
-      bio.op = vfs::Bio::Op::kRead;
-      bio.off = req.beg;
-      bio.data = std::span<std::byte>(g.data.data(), g.data.size());
-      if (fs_->strategy(ino, bio).ok()) {
-        g.data.resize(bio.done);
-        g.has_data = true;
-      } else {
-        g.data.clear();  // the client falls back to READ (which reports the error)
-      }
-    }
+  outbox_.push_back([this, in, ino, r, s, req, contended] {
+    proto::Granted g{ino, r.beg, r.end, s, false, {}, contended};
+    if (req.data_max && req.beg < req.end)
+      g.has_data =
+          read_for_grant(ino, req.beg, std::min<uint64_t>(req.data_max, req.end - req.beg), g.data);
     in->reply(g);
+  });
+}
+
+// The data comes with the grant (no READ round trip). Read as the grant leaves: every
+// conflicting state was lowered (its written-back data applied) before the home node
+// granted, and no later conflicting grant can be used before this client acks a
+// revoke that follows this message on the wire. A failed read sends no data: the
+// client falls back to READ, which reports the error.
+bool Server::Impl::read_for_grant(Ino ino, uint64_t off, uint64_t max,
+                                  proto::Bytes<proto::kMaxIo>& out) {
+  out.resize(std::min<uint64_t>(max, proto::kMaxIo));
+  vfs::Bio bio;
+  bio.op = vfs::Bio::Op::kRead;
+  bio.off = off;
+  bio.data = std::span<std::byte>(out.data(), out.size());
+  if (!fs_->strategy(ino, bio).ok()) {
+    out.clear();
+    return false;
+  }
+  out.resize(bio.done);
+  return true;
+}
+
+void Server::Impl::push_grant(ClientId c, Ino ino, Range r, State s, uint64_t) {
+  auto it = sessions_.find(c);
+  if (it == sessions_.end() || !it->second.conn) return;
+  auto conn = it->second.conn;
+  outbox_.push_back([this, conn, ino, r, s] {
+    proto::Grant g{ino, r.beg, r.end, s, false, {}};
+    // A data range brings its data (the client's next read there is a hit); the
+    // attribute token (beyond kDataEnd) none.
+    if (r.beg < vfs::kDataEnd)
+      g.has_data = read_for_grant(ino, r.beg, std::min(r.end, vfs::kDataEnd) - r.beg, g.data);
+    conn->call_async(proto::make_request(g), [](Result<transport::Frame>) {});
   });
 }
 
@@ -226,7 +251,7 @@ void Server::Impl::on_revoke_ack(ClientId c, uint64_t revoke_id, Ino ino,
   {
     std::lock_guard l(mu_);
     home_.renew(c, UINT64_MAX, now_ms());
-    home_.revoke_ack(c, revoke_id, now_ms());
+    home_.revoke_ack(c, revoke_id, now_ms(), ack->used);
   }
   flush(/*on_reader=*/true);
 }
@@ -600,6 +625,8 @@ void Server::Impl::serve(ClientId c, transport::Incoming& in, const Req& r) {
     add("grants", s.home.grants);
     add("revokes_sent", s.home.revokes_sent);
     add("revokes_acked", s.home.revokes_acked);
+    add("pushes", s.home.pushes);
+    add("contended", s.home.contended);
     add("fenced_lease", s.home.fenced_lease);
     add("fenced_revoke", s.home.fenced_revoke);
     add("requests", s.requests);

@@ -69,10 +69,12 @@ Connection::~Connection() {
   ::close(wake_fd_);
 }
 
-void Connection::start(RequestHandler on_request, CloseHandler on_close) {
+void Connection::start(RequestHandler on_request, CloseHandler on_close,
+                       std::function<bool(uint16_t)> run_inline) {
   if (reader_thread_.joinable()) bug("cluster/transport", "Connection::start twice");
   on_request_ = std::move(on_request);
   on_close_ = std::move(on_close);
+  run_inline_ = std::move(run_inline);
   reader_thread_ = std::thread([this] { read_loop(); });
 }
 
@@ -274,6 +276,12 @@ void Connection::dispatch(Frame f) {
   }
   auto self = weak_from_this().lock();
   if (!self) return;  // being destroyed: nobody can reply anyway
+  if (run_inline_ && on_request_ && run_inline_(uint16_t(f.op))) {
+    on_request_(Incoming(self, std::move(f)));
+    // Never drop the last reference here: ~Connection joins this very thread.
+    if (self.use_count() == 1) pool_->post([s = std::move(self)]() mutable { s.reset(); });
+    return;
+  }
   auto in = std::make_shared<Incoming>(std::move(self), std::move(f));
   pool_->post([h = on_request_, in] {
     if (h)

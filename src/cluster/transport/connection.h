@@ -109,8 +109,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection& operator=(const Connection&) = delete;
 
   // Starts the reader. on_request gets every request/push frame (undecoded: the
-  // handler answers unknown opcodes with ENOSYS and closes on malformed bodies).
-  void start(RequestHandler on_request, CloseHandler on_close = nullptr);
+  // handler answers unknown opcodes with ENOSYS and closes on malformed bodies), on a
+  // pool thread; or, for opcodes run_inline says yes to, on the reader thread as the
+  // frame is read, before any later frame is dispatched (it must be quick and never
+  // wait on this connection, as call_async_inline's callbacks).
+  void start(RequestHandler on_request, CloseHandler on_close = nullptr,
+             std::function<bool(uint16_t op)> run_inline = nullptr);
 
   // Sends req (its kind and op as given; the id is assigned here) and waits for the
   // reply frame. Errors: ETIMEDOUT, ECONNRESET (closed while waiting, or the frame
@@ -171,6 +175,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<WorkerPool> pool_;
   RequestHandler on_request_;
   CloseHandler on_close_;
+  std::function<bool(uint16_t)> run_inline_;
   std::thread reader_thread_;
 
   std::mutex write_mu_;  // held while one frame is written
