@@ -41,6 +41,14 @@
 //     reads our next frame. A SHARED data acquire asks for the data with the grant,
 //     which the reader thread keeps as read-ahead pages (keep_granted) for the VFS's
 //     read that follows: no READ round trip.
+//   - Reader push-back (protocol version 3, home.cpp). A REVOKE_ACK says whether the
+//     VFS asked for states in the revoked range since it was last revoked (used_). A
+//     reader that
+//     used what a writer took gets it back as a GRANT push carrying the data, applied
+//     on the reader thread like a grant (held_ raised, data kept as read-ahead
+//     pages): its next read asks nothing. A writer whose grant says contended lowers
+//     each write() it makes there at once (wrote(): write back, RELEASE to SHARED)
+//     before the write returns, which is what lets the server push.
 //   - Names and attributes are not cached here: the VFS asks for every lookup and
 //     the kernel is told zero timeouts, so the server's answer is always current.
 //     Sizes are the exception (the attribute token at vfs::kAttrOffset covers them).
@@ -310,12 +318,14 @@ class ClusterFs final : public vfs::Filesystem {
   std::shared_ptr<transport::Connection> conn_;
   std::map<vfs::Ino, RangeMap> held_;
   std::set<vfs::Ino> forgetting_;  // FORGET sent, reply not yet in
-  // Reader push-back (see wrote()): ranges granted contended (kShared marks them),
-  // RELEASEs of ours in flight per inode, and (inode, attribute token?) the VFS asked
-  // states for since the last revocation there (REVOKE_ACK's `used`).
+  // Reader push-back (see wrote()): ranges granted contended, RELEASEs of ours in
+  // flight per inode, and the ranges the VFS asked states for since they were last
+  // revoked (REVOKE_ACK's `used`; beyond kUsedMax segments an inode counts as used
+  // everywhere). kShared marks a range in these maps.
   std::map<vfs::Ino, RangeMap> contended_;
   std::map<vfs::Ino, int> releasing_;
-  std::set<std::pair<vfs::Ino, bool>> used_;
+  std::map<vfs::Ino, RangeMap> used_;
+  static constexpr size_t kUsedMax = 1024;
   std::map<vfs::Ino, Revoking> revoking_;
   // Write-behind (see strategy()): WRITEs in flight, per inode, and the first failure
   // of one since settle() last took it.
@@ -544,7 +554,11 @@ void ClusterFs::on_push(transport::Incoming in) {
                          std::make_move_iterator(stash.extents.end()));
       {
         std::lock_guard l(mu_);
-        ack.used = used_.erase({rv->ino, rv->beg >= vfs::kDataEnd}) > 0;
+        if (auto u = used_.find(rv->ino); u != used_.end()) {
+          ack.used = u->second.max_in(Range{rv->beg, rv->end}) != State::kInvalid;
+          u->second.lower(Range{rv->beg, rv->end}, State::kInvalid);
+          if (u->second.empty()) used_.erase(u);
+        }
       }
       in.reply(ack);
     }
@@ -679,7 +693,10 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
     // A FORGET or RELEASE of ino in flight would lower at the server what we are about
     // to be granted: wait for its reply.
     cv_.wait(l, [&] { return !forgetting_.count(ino) && !releasing_.count(ino); });
-    used_.insert({ino, r.beg >= vfs::kDataEnd});
+    if (RangeMap& u = used_[ino]; u.size() < kUsedMax)
+      u.raise(r, State::kShared);
+    else
+      u.raise(Range::all(), State::kShared);
     if (auto it = held_.find(ino); it != held_.end() && covers(it->second, r, want)) {
       counts_.acquires_local++;
       if (auto w = revoking_.find(ino); w != revoking_.end())
@@ -762,6 +779,7 @@ void ClusterFs::drop_states(vfs::Ino ino) {
   std::lock_guard l(mu_);
   held_.erase(ino);
   contended_.erase(ino);
+  used_.erase(ino);
   drop_ahead(ino);
 }
 
@@ -772,6 +790,7 @@ void ClusterFs::forget(vfs::Ino ino) {
     std::lock_guard l(mu_);
     held_.erase(ino);
     contended_.erase(ino);
+    used_.erase(ino);
     drop_ahead(ino);
     forgetting_.insert(ino);
   }

@@ -20,6 +20,8 @@
 //     data the client wrote back: the ack is handled on the connection's reader thread
 //     (call_async_inline), which writes that data to the Filesystem before it tells
 //     the home node, and before it reads the client's next frame.
+//   - Protocol version 3: a GRANT push (HomeOutput::push_grant) carries its data the
+//     same way, read as it leaves; a REVOKE_ACK's `used` goes to the home node.
 // The HomeNode is not thread-safe and may not be re-entered from its outputs: every
 // call into it holds mu_, and what it asks to send goes to outbox_ in order. flush()
 // sends the outbox under send_mu_, taking items in the order they were queued, so
