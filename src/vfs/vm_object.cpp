@@ -411,6 +411,7 @@ Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> i
                                       ccms::Range held) {
   const uint64_t end = off + in.size();
   size_t done = 0;
+  uint64_t ahead_lo = 0, ahead_hi = 0;  // reserved by this write already
   auto partial = [&](Error e) -> Result<size_t> {
     if (done) return done;
     return e;
@@ -480,8 +481,13 @@ Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> i
       reserved = at(x)->second.reserved >= b;
     }
     uint64_t ra = a & ~uint64_t{4095}, rb = std::min(round4k(b), span);
-    if (!reserved) {
-      Status st = fs_.reserve(ino_, s + ra, rb - ra);
+    if (!reserved && (s + ra < ahead_lo || s + rb > ahead_hi)) {
+      // One call for the rest of this write, not one per extent: a filesystem's
+      // reserve may be a round trip (the cluster client's is), and a coherent write of
+      // 1 MiB spans 16 one-granule extents.
+      ahead_lo = s + ra;
+      ahead_hi = std::max(s + rb, round4k(end));
+      Status st = fs_.reserve(ino_, ahead_lo, ahead_hi - ahead_lo);
       if (!st.ok()) return partial(std::move(st).error());
     }
     if (old) {
@@ -676,6 +682,91 @@ Status VmObject::flush_extent(uint64_t start) {
   }
 }
 
+// Write-back runs. Sequentially written data of a coherent filesystem sits in
+// one-granule extents; written back one by one that is a strategy call (for the
+// cluster client a WRITE message) per 64 KiB. So flush() writes back a run of
+// extents that continue each other's dirty bytes (the first dirty to its end, the
+// middle ones whole, the last from its start) as one strategy call of up to kRunMax
+// bytes, copied into one buffer under one shared lock over the run.
+constexpr uint64_t kRunMax = 1 << 20;
+
+// How many extents from dirty[i] form a run (1: none), as things stand now (flush_run
+// checks again under its lock). hi of each is what write_back would send: the dirty
+// span within len and the size.
+size_t VmObject::run_of(const std::vector<uint64_t>& dirty, size_t i) {
+  std::lock_guard l(mu_);
+  size_t n = 0;
+  uint64_t bytes = 0, next = 0;
+  for (size_t k = i; k < dirty.size(); ++k) {
+    auto it = exts_.find(dirty[k]);
+    if (it == exts_.end() || !it->second.dirty) break;
+    const Ext& e = it->second;
+    uint64_t hi = std::min({e.dhi, e.len, size_ > it->first ? size_ - it->first : 0});
+    if (hi <= e.dlo) break;
+    if (n > 0 && (it->first != next || e.dlo != 0 || bytes + hi > kRunMax)) break;
+    bytes += hi - e.dlo;
+    ++n;
+    if (hi != e.span) break;  // the run ends inside this extent
+    next = it->first + e.span;
+  }
+  return std::max<size_t>(n, 1);
+}
+
+Status VmObject::flush_run(uint64_t first, uint64_t last) {
+  uint64_t end;
+  {
+    std::lock_guard l(mu_);
+    auto it = exts_.find(last);
+    if (it == exts_.end()) return Error(EAGAIN, "");
+    end = last + it->second.span;
+  }
+  Held h(ds_);
+  Status ls = ds_.lock(h.lk, ccms::Range{first, end}, ccms::Mode::kShared);
+  if (!ls.ok()) return Error(EAGAIN, "");  // one by one, which knows what that means
+  struct Part {
+    Ext* e;
+    uint64_t lo, hi;
+  };
+  std::vector<Part> parts;
+  uint64_t off = 0, bytes = 0;
+  bool whole = false;  // reached `last`
+  {
+    // Recheck under the lock: the run must still be exactly those extents.
+    std::lock_guard l(mu_);
+    for (auto it = exts_.find(first); it != exts_.end() && it->first <= last; ++it) {
+      whole = it->first == last;
+      Ext& e = it->second;
+      uint64_t hi = std::min({e.dhi, e.len, size_ > it->first ? size_ - it->first : 0});
+      bool ok = e.dirty && hi > e.dlo &&
+                (parts.empty() || (it->first == off + bytes && e.dlo == 0)) &&
+                (it->first == last || hi == e.span) && bytes + hi - e.dlo <= kRunMax;
+      if (!ok) return Error(EAGAIN, "");
+      if (parts.empty()) off = it->first + e.dlo;
+      parts.push_back({&e, e.dlo, hi});
+      bytes += hi - e.dlo;
+    }
+    if (!whole) return Error(EAGAIN, "");
+    for (auto& p : parts) mark_clean(*p.e);
+  }
+  // The shared lock keeps writers out: the bytes can be copied without mu_.
+  std::vector<std::byte> buf(bytes);
+  size_t at = 0;
+  for (auto& p : parts) {
+    std::memcpy(buf.data() + at, p.e->data.get() + p.lo, p.hi - p.lo);
+    at += p.hi - p.lo;
+  }
+  Bio bio{Bio::Op::kWrite, off, {buf.data(), buf.size()}, 0};
+  Status st = fs_.strategy(ino_, bio);
+  if (!st.ok()) {
+    std::lock_guard l(mu_);
+    for (auto& p : parts) mark_dirty(*p.e, p.lo, p.hi);
+    return st;
+  }
+  cache_.writebacks.fetch_add(parts.size(), std::memory_order_relaxed);
+  restamp();
+  return {};
+}
+
 Status VmObject::flush() {
   if (anonymous_) return {};  // nowhere to write back to
   TRY(take_error());
@@ -686,9 +777,18 @@ Status VmObject::flush() {
       if (e.dirty) dirty.push_back(s);
   }
   Status first;
-  for (uint64_t s : dirty) {
-    Status st = flush_extent(s);
+  for (size_t i = 0; i < dirty.size();) {
+    size_t n = run_of(dirty, i);
+    Status st = n > 1 ? flush_run(dirty[i], dirty[i + n - 1]) : Status(Error(EAGAIN, ""));
+    if (!st.ok() && st.error().code() == EAGAIN) {  // no run (any more): one by one
+      st = {};
+      for (size_t k = i; k < i + n; ++k) {
+        Status one = flush_extent(dirty[k]);
+        if (!one.ok() && st.ok()) st = std::move(one);
+      }
+    }
     if (!st.ok() && first.ok()) first = std::move(st);
+    i += n;
   }
   SetAttr set;
   {
