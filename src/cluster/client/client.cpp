@@ -319,13 +319,17 @@ class ClusterFs final : public vfs::Filesystem {
   std::map<vfs::Ino, RangeMap> held_;
   std::set<vfs::Ino> forgetting_;  // FORGET sent, reply not yet in
   // Reader push-back (see wrote()): ranges granted contended, RELEASEs of ours in
-  // flight per inode, and the ranges the VFS asked states for since they were last
-  // revoked (REVOKE_ACK's `used`; beyond kUsedMax segments an inode counts as used
-  // everywhere). kShared marks a range in these maps.
+  // flight per inode, and the ranges the VFS asked states for recently (REVOKE_ACK's
+  // `used`): in the current or the previous generation of kUsedAge each, and not
+  // since revoked. Beyond kUsedMax segments an inode counts as used everywhere.
+  // kShared marks a range in these maps.
   std::map<vfs::Ino, RangeMap> contended_;
   std::map<vfs::Ino, int> releasing_;
-  std::map<vfs::Ino, RangeMap> used_;
+  std::map<vfs::Ino, RangeMap> used_, used_before_;
+  Clock::time_point used_since_;
   static constexpr size_t kUsedMax = 1024;
+  static constexpr std::chrono::milliseconds kUsedAge{500};
+  void age_used();  // caller holds mu_
   std::map<vfs::Ino, Revoking> revoking_;
   // Write-behind (see strategy()): WRITEs in flight, per inode, and the first failure
   // of one since settle() last took it.
@@ -458,6 +462,7 @@ void ClusterFs::drop_everything() {
     held.swap(held_);
     contended_.clear();
     used_.clear();
+    used_before_.clear();
     for (auto it = ahead_.begin(); it != ahead_.end();) drop_ahead((it++)->first);
   }
   // With no connection every write-back fails at once: unsynced data is dropped.
@@ -554,10 +559,13 @@ void ClusterFs::on_push(transport::Incoming in) {
                          std::make_move_iterator(stash.extents.end()));
       {
         std::lock_guard l(mu_);
-        if (auto u = used_.find(rv->ino); u != used_.end()) {
-          ack.used = u->second.max_in(Range{rv->beg, rv->end}) != State::kInvalid;
+        age_used();
+        for (auto* gen : {&used_, &used_before_}) {
+          auto u = gen->find(rv->ino);
+          if (u == gen->end()) continue;
+          ack.used = ack.used || u->second.max_in(Range{rv->beg, rv->end}) != State::kInvalid;
           u->second.lower(Range{rv->beg, rv->end}, State::kInvalid);
-          if (u->second.empty()) used_.erase(u);
+          if (u->second.empty()) gen->erase(u);
         }
       }
       in.reply(ack);
@@ -693,6 +701,7 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
     // A FORGET or RELEASE of ino in flight would lower at the server what we are about
     // to be granted: wait for its reply.
     cv_.wait(l, [&] { return !forgetting_.count(ino) && !releasing_.count(ino); });
+    age_used();
     if (RangeMap& u = used_[ino]; u.size() < kUsedMax)
       u.raise(r, State::kShared);
     else
@@ -775,11 +784,24 @@ void ClusterFs::wrote(vfs::Ino ino, uint64_t off, uint64_t len) {
   cv_.notify_all();
 }
 
+// A range counts as used if the VFS asked for it within the last kUsedAge to
+// 2 * kUsedAge: a reader that read a file once, long ago, is not pushed what a writer
+// rewrites now (that writer's writes would all be contended, and synchronous).
+void ClusterFs::age_used() {
+  auto now = Clock::now();
+  if (now - used_since_ < kUsedAge) return;
+  used_before_.clear();
+  if (now - used_since_ < 2 * kUsedAge) used_before_.swap(used_);
+  used_.clear();
+  used_since_ = now;
+}
+
 void ClusterFs::drop_states(vfs::Ino ino) {
   std::lock_guard l(mu_);
   held_.erase(ino);
   contended_.erase(ino);
   used_.erase(ino);
+  used_before_.erase(ino);
   drop_ahead(ino);
 }
 
@@ -791,6 +813,7 @@ void ClusterFs::forget(vfs::Ino ino) {
     held_.erase(ino);
     contended_.erase(ino);
     used_.erase(ino);
+    used_before_.erase(ino);
     drop_ahead(ino);
     forgetting_.insert(ino);
   }

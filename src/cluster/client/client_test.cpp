@@ -151,6 +151,13 @@ TEST_F(ClusterClientTest, ReaderPushBack_ReadAfterWriteIsALocalHit) {
   EXPECT_EQ(a_.st().downgrades, a3.downgrades);
   EXPECT_EQ(a_.st().requests, a3.requests) << "A writes locally again";
   EXPECT_EQ(get(*b_.vfs, *fb, 70000, 2), "yy");
+  // A reader that read long ago (more than two generations of use, 2 x 500 ms) is not
+  // pushed anything: the writer's writes are not contended, so they stay local.
+  EXPECT_EQ(get(*b_.vfs, *fb, 0, 200000).size(), 200000u);
+  usleep(1100 * 1000);
+  ClientStatus a4 = a_.st();
+  for (int i = 0; i < 5; i++) ASSERT_TRUE(put(*a_.vfs, *fa, uint64_t(i) * 30000, "ww").ok());
+  EXPECT_EQ(a_.st().downgrades, a4.downgrades);
 }
 
 // More dirty data than one ack carries (1 MiB): the rest goes as WRITEs first, and

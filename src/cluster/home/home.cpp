@@ -22,13 +22,23 @@
 // other holder has a state conflicting with w on R and c has no revoke outstanding
 // that overlaps R. While it is not ready, each conflicting remote holder h gets ONE
 // revoke for the hull of its conflicting bytes within R: to SHARED if w is SHARED
-// (h keeps reading), else to INVALID. Nothing is revoked beyond R. When h acks, its
+// (h keeps reading), else to INVALID. A writer's revoke also takes h's conflicting
+// bytes within max_widen_exclusive of R (inside D): the same message, and the next
+// writes of a sequential writer need none (after a whole-file holder, e.g. the client
+// that created the file with O_TRUNC, every write of a second writer otherwise cost a
+// revoke). Only holders that conflict within R are revoked at all. When h acks, its
 // record is lowered and the queue is pumped again. The grant then covers the widest
 // interval of D around R that touches no conflicting holder, no other queued request
 // and none of c's outstanding revokes (widening is free, so it never costs anyone a
 // revoke: GPFS's required/desired ranges, trimmed at the first conflict so strided
 // writers do not ping-pong whole files as with Lustre's extents), capped at max_widen
-// bytes beyond R on each side.
+// bytes beyond R on each side, and at max_widen_exclusive for EXCLUSIVE and MODIFIED.
+// Widening is free for the grantee but not for the next writer: were a writer's grant
+// the whole file, every request of a second writer elsewhere in it would revoke the
+// first writer's state over exactly its required range, one round trip per write
+// (two writers on disjoint halves of a file did just that). Capped, a sequential
+// writer asks again once per max_widen_exclusive bytes, and writers apart by more
+// than that never meet.
 //
 // Why c waits for its own outstanding revokes. An ack lowers the client's record over
 // the revoke's whole range. If a grant overlapping that range were sent before the
@@ -424,7 +434,19 @@ bool HomeNode::try_grant(Ino ino, Inode& in, std::list<Request>::iterator q) {
       const Revoke& rv = *revokes_.at(id);
       if (rv.c == h && covers(rv.r, {lo, hi}) && rv.to <= to) revoking = true;
     }
-    if (!revoking) to_revoke.push_back({h, {lo, hi}});
+    if (revoking) continue;
+    if (rq.want > State::kShared) {
+      // A writer's neighbourhood goes in the same revoke (see "Granting" above).
+      const uint64_t cap = std::min(cfg_.max_widen, cfg_.max_widen_exclusive);
+      const Range ext{std::max(rq.desired.beg, rq.required.beg - std::min(rq.required.beg, cap)),
+                      std::min(rq.desired.end, sat_add(rq.required.end, cap))};
+      for (const RangeMap::Seg& s : map.overlapping(ext)) {
+        if (compatible(s.state, rq.want)) continue;
+        lo = std::min(lo, std::max(s.beg, ext.beg));
+        hi = std::max(hi, std::min(s.end, ext.end));
+      }
+    }
+    to_revoke.push_back({h, {lo, hi}});
   }
   for (const auto& [h, r] : to_revoke) send_revoke(ino, in, h, r, to);
   if (!ready) return false;
@@ -480,8 +502,10 @@ bool HomeNode::try_grant(Ino ino, Inode& in, std::list<Request>::iterator q) {
 // conflicting state, no other queued request and none of the requester's revokes.
 Range HomeNode::widen(const Inode& in, const Request& rq) const {
   const Range req = rq.required;
-  uint64_t lo = std::max(rq.desired.beg, req.beg - std::min(req.beg, cfg_.max_widen));
-  uint64_t hi = std::min(rq.desired.end, sat_add(req.end, cfg_.max_widen));
+  const uint64_t cap = rq.want > State::kShared ? std::min(cfg_.max_widen, cfg_.max_widen_exclusive)
+                                                : cfg_.max_widen;
+  uint64_t lo = std::max(rq.desired.beg, req.beg - std::min(req.beg, cap));
+  uint64_t hi = std::min(rq.desired.end, sat_add(req.end, cap));
   auto block = [&](Range b) {
     if (!overlaps(b, {lo, hi})) return;
     if (b.beg < req.beg) lo = std::max(lo, std::min(b.end, req.beg));

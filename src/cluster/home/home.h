@@ -82,6 +82,7 @@ struct HomeConfig {
   uint64_t lease_ms = 15000;          // a client is fenced this long after its last message
   uint64_t revoke_timeout_ms = 5000;  // ... or this long after a revoke it has not acked
   uint64_t max_widen = kEnd;          // bytes a grant may extend beyond required, each side
+  uint64_t max_widen_exclusive = 16ull << 20;  // ... an EXCLUSIVE/MODIFIED grant
   size_t max_clients = 4096;
   size_t max_waiting_per_client = 256;      // queued acquires; beyond: EAGAIN
   size_t max_unseen_grants = 4096;          // grants c has not confirmed; beyond: EAGAIN

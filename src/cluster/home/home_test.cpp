@@ -210,7 +210,7 @@ TEST_F(HomeTest, Widening_TrimmedAtQueuedRequests_AndCappedByMaxWiden) {
   get(2, 20, {150, 160}, E);  // waits for client 1
   ASSERT_EQ(out.revokes.size(), 1u);
   home.acquire(3, 30, 7, {500, 510}, Range::all(), E, 0);
-  EXPECT_EQ(out.grants.back().r, Range::from(200));
+  EXPECT_EQ(out.grants.back().r, (Range{200, 510 + (16 << 20)})) << "max_widen_exclusive";
   home.acquire(3, 31, 7, {20, 30}, {0, 100}, E, 0);
   EXPECT_EQ(out.grants.back().r, (Range{0, 100}));
 
@@ -221,6 +221,23 @@ TEST_F(HomeTest, Widening_TrimmedAtQueuedRequests_AndCappedByMaxWiden) {
   ASSERT_TRUE(h2.connect(1, 0).ok());
   h2.acquire(1, 1, 7, {1000, 1010}, Range::all(), S, 0);
   EXPECT_EQ(o2.grants.at(0).r, (Range{950, 1060}));
+}
+
+// Two writers on disjoint halves of a file: the first one's grant does not cover the
+// second half, so the second writer revokes nothing (it did, once per write, when
+// exclusive grants widened to the whole file). Readers still get the whole file.
+TEST_F(HomeTest, ExclusiveWidening_Capped_DisjointWritersNeverMeet) {
+  const uint64_t half = 128ull << 20, mib = 1 << 20;
+  for (uint64_t i = 0; i < 64; ++i) {
+    home.acquire(1, 100 + i, 7, {i * mib, (i + 1) * mib}, Range::all(), E, 0);
+    home.acquire(2, 200 + i, 7, {half + i * mib, half + (i + 1) * mib}, Range::all(), E, 0);
+  }
+  EXPECT_TRUE(out.revokes.empty());
+  EXPECT_EQ(held(1, 63 * mib), E);
+  EXPECT_EQ(held(2, half + 63 * mib), E);
+  EXPECT_EQ(out.grants[0].r, (Range{0, mib + (16 << 20)})) << "capped at 16 MiB beyond";
+  home.acquire(3, 300, 7, {half * 4, half * 4 + mib}, Range::all(), S, 0);
+  EXPECT_EQ(out.grants.back().r.end, kEnd) << "reads widen to the end of the file";
 }
 
 TEST_F(HomeTest, Fifo_QueuedWriterNotStarvedByLaterReaders) {
@@ -386,7 +403,7 @@ TEST_F(HomeTest, OwnOutstandingRevoke_RequestWaitsForTheAck) {
   get(1, 11, {0, 10}, S, 1);
   EXPECT_EQ(out.grants.size(), 1u);
   home.acquire(1, 12, 7, {50, 60}, Range::all(), M, 1);
-  EXPECT_EQ(out.grants.back().r, (Range{10, kEnd})) << "trimmed at its own revoke";
+  EXPECT_EQ(out.grants.back().r, (Range{10, 60 + (16 << 20)})) << "trimmed at its own revoke";
   home.revoke_ack(1, out.revokes[0].id, 2);
   EXPECT_EQ(out.grants.back().req, 11u);
   EXPECT_EQ(held(1, 5), S);
