@@ -42,7 +42,10 @@ class ClusterClientTest : public ::testing::Test {
       cc.transport.secret = kSecret;
       auto fs = connect_cluster(cc, &n->handle);
       ASSERT_TRUE(fs.ok()) << fs.error().to_string();
-      n->vfs = std::make_unique<vfs::Vfs>(std::move(*fs));
+      // No flusher during a test: message counts must see only what the test does.
+      vfs::CacheConfig lazy;
+      lazy.flush_interval_ms = 3'600'000;
+      n->vfs = std::make_unique<vfs::Vfs>(std::move(*fs), lazy);
     }
   }
   void TearDown() override {
