@@ -42,9 +42,9 @@
 //     which the reader thread keeps as read-ahead pages (keep_granted) for the VFS's
 //     read that follows: no READ round trip.
 //   - Reader push-back (protocol version 3, home.cpp). A REVOKE_ACK says whether the
-//     VFS asked for states in the revoked range since it was last revoked (used_). A
-//     reader that
-//     used what a writer took gets it back as a GRANT push carrying the data, applied
+//     VFS asked for states in the revoked range recently (used_: in the last 0.5-1 s,
+//     and not since revoked). A reader that used what a writer took gets it back as
+//     a GRANT push carrying the data, applied
 //     on the reader thread like a grant (held_ raised, data kept as read-ahead
 //     pages): its next read asks nothing. A writer whose grant says contended lowers
 //     each write() it makes there at once (wrote(): write back, RELEASE to SHARED)
@@ -324,7 +324,7 @@ class ClusterFs final : public vfs::Filesystem {
   // since revoked. Beyond kUsedMax segments an inode counts as used everywhere.
   // kShared marks a range in these maps.
   std::map<vfs::Ino, RangeMap> contended_;
-  std::map<vfs::Ino, int> releasing_;
+  std::map<vfs::Ino, int> releasing_, acquiring_;  // RELEASEs, ACQUIREs in flight
   std::map<vfs::Ino, RangeMap> used_, used_before_;
   Clock::time_point used_since_;
   static constexpr size_t kUsedMax = 1024;
@@ -718,7 +718,10 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
       return;
     }
     c = conn_;
-    if (c) counts_.acquires_sent++;
+    if (c) {
+      counts_.acquires_sent++;
+      acquiring_[ino]++;
+    }
   }
   if (!c) return done(not_connected());
   // Data: ask for the whole file; the server trims at other clients' holdings. The
@@ -734,18 +737,30 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
   c->call_async_inline(
       proto::make_request(req),
       [this, ino, r, want, data_max, done = std::move(done)](Result<transport::Frame> f) {
-        if (!f.ok()) return done(std::move(f).error());
+        auto answered = [&] {  // caller holds mu_
+          if (--acquiring_[ino] == 0) acquiring_.erase(ino);
+          cv_.notify_all();
+        };
+        auto fail = [&](Error e) {
+          {
+            std::lock_guard l(mu_);
+            answered();
+          }
+          done(std::move(e));
+        };
+        if (!f.ok()) return fail(std::move(f).error());
         auto g = proto::decode_reply<proto::Granted>(*f);
-        if (!g.ok()) return done(std::move(g).error());
+        if (!g.ok()) return fail(std::move(g).error());
         if (g->ino != ino || g->beg > r.beg || g->end < r.end || g->state < want)
-          return done(Error(EPROTO, "cluster: the server granted less than asked"));
+          return fail(Error(EPROTO, "cluster: the server granted less than asked"));
         if (g->data.size() > data_max)
-          return done(Error(EPROTO, "cluster: the server sent more data than asked"));
+          return fail(Error(EPROTO, "cluster: the server sent more data than asked"));
         std::lock_guard l(mu_);
         held_[ino].raise(Range{g->beg, g->end}, g->state);
         if (g->has_data) keep_granted(ino, r.beg, data_max, g->data);
         if (g->contended && g->beg < vfs::kDataEnd)
           contended_[ino].raise(Range{g->beg, std::min(g->end, vfs::kDataEnd)}, State::kShared);
+        answered();
         done(g->state);
       });
 }
@@ -759,7 +774,7 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
 void ClusterFs::wrote(vfs::Ino ino, uint64_t off, uint64_t len) {
   std::vector<Range> parts;
   {
-    std::lock_guard l(mu_);
+    std::unique_lock l(mu_);
     auto it = contended_.find(ino);
     if (it == contended_.end()) return;
     Range w{off / kGrantPage * kGrantPage, (off + len + kGrantPage - 1) / kGrantPage * kGrantPage};
@@ -770,6 +785,9 @@ void ClusterFs::wrote(vfs::Ino ino, uint64_t off, uint64_t len) {
     if (it->second.empty()) contended_.erase(it);
     releasing_[ino]++;
     counts_.downgrades++;
+    // An ACQUIRE already sent may be granted before the server sees our RELEASE, which
+    // would then lower that grant too (the server does not know we had not seen it).
+    cv_.wait(l, [&] { return !acquiring_.count(ino); });
   }
   bool lowered = true;
   for (const Range& p : parts) lowered = revoke(ino, p, State::kShared).ok() && lowered;
