@@ -44,11 +44,11 @@
 //   - Reader push-back (protocol version 3, home.cpp). A REVOKE_ACK says whether the
 //     VFS asked for states in the revoked range recently (used_: in the last 0.5-1 s,
 //     and not since revoked). A reader that used what a writer took gets it back as
-//     a GRANT push carrying the data, applied
-//     on the reader thread like a grant (held_ raised, data kept as read-ahead
-//     pages): its next read asks nothing. A writer whose grant says contended lowers
-//     each write() it makes there at once (wrote(): write back, RELEASE to SHARED)
-//     before the write returns, which is what lets the server push.
+//     a GRANT push carrying the data, applied on the reader thread like a grant
+//     (held_ raised, data kept as read-ahead pages): its next read asks nothing. A
+//     writer whose grant says contended lowers each write() it makes there at once
+//     (wrote(): write back, RELEASE to SHARED) before the write returns, which is
+//     what lets the server push.
 //   - Names and attributes are not cached here: the VFS asks for every lookup and
 //     the kernel is told zero timeouts, so the server's answer is always current.
 //     Sizes are the exception (the attribute token at vfs::kAttrOffset covers them).
