@@ -712,17 +712,18 @@ size_t VmObject::run_of(const std::vector<uint64_t>& dirty, size_t i) {
   return std::max<size_t>(n, 1);
 }
 
-Status VmObject::flush_run(uint64_t first, uint64_t last) {
+Result<bool> VmObject::flush_run(uint64_t first, uint64_t last) {
   uint64_t end;
   {
     std::lock_guard l(mu_);
     auto it = exts_.find(last);
-    if (it == exts_.end()) return Error(EAGAIN, "");
+    if (it == exts_.end()) return false;
     end = last + it->second.span;
   }
   Held h(ds_);
-  Status ls = ds_.lock(h.lk, ccms::Range{first, end}, ccms::Mode::kShared);
-  if (!ls.ok()) return Error(EAGAIN, "");  // one by one, which knows what that means
+  // Not lockable as a whole (coherent: a state went): one by one, which knows what
+  // that means.
+  if (!ds_.lock(h.lk, ccms::Range{first, end}, ccms::Mode::kShared).ok()) return false;
   struct Part {
     Ext* e;
     uint64_t lo, hi;
@@ -740,12 +741,12 @@ Status VmObject::flush_run(uint64_t first, uint64_t last) {
       bool ok = e.dirty && hi > e.dlo &&
                 (parts.empty() || (it->first == off + bytes && e.dlo == 0)) &&
                 (it->first == last || hi == e.span) && bytes + hi - e.dlo <= kRunMax;
-      if (!ok) return Error(EAGAIN, "");
+      if (!ok) return false;
       if (parts.empty()) off = it->first + e.dlo;
       parts.push_back({&e, e.dlo, hi});
       bytes += hi - e.dlo;
     }
-    if (!whole) return Error(EAGAIN, "");
+    if (!whole) return false;
     for (auto& p : parts) mark_clean(*p.e);
   }
   // The shared lock keeps writers out: the bytes can be copied without mu_.
@@ -760,11 +761,11 @@ Status VmObject::flush_run(uint64_t first, uint64_t last) {
   if (!st.ok()) {
     std::lock_guard l(mu_);
     for (auto& p : parts) mark_dirty(*p.e, p.lo, p.hi);
-    return st;
+    return std::move(st).error();
   }
   cache_.writebacks.fetch_add(parts.size(), std::memory_order_relaxed);
   restamp();
-  return {};
+  return true;
 }
 
 Status VmObject::flush() {
@@ -779,9 +780,9 @@ Status VmObject::flush() {
   Status first;
   for (size_t i = 0; i < dirty.size();) {
     size_t n = run_of(dirty, i);
-    Status st = n > 1 ? flush_run(dirty[i], dirty[i + n - 1]) : Status(Error(EAGAIN, ""));
-    if (!st.ok() && st.error().code() == EAGAIN) {  // no run (any more): one by one
-      st = {};
+    Result<bool> run = n > 1 ? flush_run(dirty[i], dirty[i + n - 1]) : Result<bool>(false);
+    Status st = run.ok() ? Status{} : Status(std::move(run).error());
+    if (run.ok() && !*run) {  // no run (any more): one by one
       for (size_t k = i; k < i + n; ++k) {
         Status one = flush_extent(dirty[k]);
         if (!one.ok() && st.ok()) st = std::move(one);

@@ -167,9 +167,9 @@ class VmObject : private ccms::Owner {
   Status write_back(uint64_t start);
   Status flush_extent(uint64_t start);  // takes the lock, then write_back
   // flush(): how many of dirty[i...] write back as one run, and that write-back
-  // (EAGAIN: not a run any more; write them back one by one).
+  // (false: not a run any more, nothing done; write them back one by one).
   size_t run_of(const std::vector<uint64_t>& dirty, size_t i);
-  Status flush_run(uint64_t first, uint64_t last);
+  Result<bool> flush_run(uint64_t first, uint64_t last);
 
   Filesystem& fs_;
   const Ino ino_;
