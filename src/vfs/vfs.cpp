@@ -649,6 +649,7 @@ CacheStats Vfs::stats() const {
   s.merges = c.merges.load();
   s.splits = c.splits.load();
   s.writearounds = c.writearounds.load();
+  s.streamed = c.streamed.load();
   return s;
 }
 

@@ -64,6 +64,10 @@ struct CacheConfig {
   // of max_bytes): sequential I/O merges into ranges up to this size; each is one
   // write-back. Coherent filesystems always use 64 KiB (vm_object.cpp).
   uint64_t max_extent = 1ull << 20;
+  // Streaming writes: once a run of back-to-back writes to one file (each starting
+  // where the last ended) passes this many bytes, its writes of at least 64 KiB into
+  // uncached ranges go straight to the filesystem instead of into the cache. ~0: never.
+  uint64_t stream_after = 8ull << 20;
 };
 
 struct CacheStats {
@@ -73,6 +77,7 @@ struct CacheStats {
   uint64_t extents = 0;             // cached ranges now
   uint64_t merges = 0, splits = 0;  // ranges grown into the next granule / cut in two
   uint64_t writearounds = 0;        // small writes to uncached data sent straight through
+  uint64_t streamed = 0;            // streaming writes sent straight through
 };
 
 // The kernel's caches above the VFS (the FUSE bridge's page cache, attribute and

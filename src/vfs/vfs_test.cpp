@@ -445,55 +445,106 @@ TEST_F(VfsTest, Eviction_LeastRecentlyUsedFirst) {
   EXPECT_GT(fs_->reads, before);  // b went
 }
 
+// Half the writes continue the last one, so with a low stream_after the model also
+// runs through streaming writes mixed with cached ones, truncates and punches.
 TEST_F(VfsTest, Model_RandomOpsMatchString) {
-  CacheConfig cc;
-  cc.max_bytes = 1 << 20;
-  cc.flush_interval_ms = 5;
-  make({}, cc);
-  VnodeRef f = file("m");
-  std::string model;
-  std::mt19937_64 rng(42);
-  const uint64_t kMax = 3 << 20;
-  for (int op = 0; op < 3000; ++op) {
-    uint64_t off = rng() % kMax, len = 1 + rng() % 150000;
-    if (off + len > kMax) len = kMax - off;
-    switch (rng() % 10) {
-      case 0: {
-        SetAttr s;
-        s.valid = SetAttr::kSize;
-        s.size = rng() % kMax;
-        MUST(vfs_->setattr(*f, s));
-        model.resize(s.size, '\0');
-        break;
-      }
-      case 1:
-        MUST(vfs_->fsync(*f, false));
-        break;
-      case 2:
-        if (off < model.size()) {
-          uint64_t n = std::min<uint64_t>(len, model.size() - off);
-          MUST(vfs_->fallocate(*f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, n));
-          std::fill_n(model.begin() + static_cast<long>(off), n, '\0');
+  for (uint64_t stream_after : {~uint64_t{0}, uint64_t{64 * 1024}}) {
+    SCOPED_TRACE(stream_after);
+    CacheConfig cc;
+    cc.max_bytes = 1 << 20;
+    cc.flush_interval_ms = 5;
+    cc.stream_after = stream_after;
+    make({}, cc);
+    VnodeRef f = file("m");
+    std::string model;
+    std::mt19937_64 rng(42);
+    const uint64_t kMax = 3 << 20;
+    uint64_t last_end = 0;
+    for (int op = 0; op < 3000; ++op) {
+      uint64_t off = rng() % kMax, len = 1 + rng() % 150000;
+      if (off + len > kMax) len = kMax - off;
+      switch (rng() % 10) {
+        case 0: {
+          SetAttr s;
+          s.valid = SetAttr::kSize;
+          s.size = rng() % kMax;
+          MUST(vfs_->setattr(*f, s));
+          model.resize(s.size, '\0');
+          break;
         }
-        break;
-      case 3:
-      case 4:
-      case 5: {
-        std::string data(len, static_cast<char>('a' + op % 26));
-        ASSERT_EQ(MUST(vfs_->write(*f, off, B(data), false)), len);
-        if (model.size() < off + len) model.resize(off + len, '\0');
-        model.replace(off, len, data);
-        break;
+        case 1:
+          MUST(vfs_->fsync(*f, false));
+          break;
+        case 2:
+          if (off < model.size()) {
+            uint64_t n = std::min<uint64_t>(len, model.size() - off);
+            MUST(vfs_->fallocate(*f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, n));
+            std::fill_n(model.begin() + static_cast<long>(off), n, '\0');
+          }
+          break;
+        case 3:
+        case 4:
+        case 5: {
+          if (rng() % 2 && last_end < kMax) off = last_end, len = std::min(len, kMax - off);
+          std::string data(len, static_cast<char>('a' + op % 26));
+          ASSERT_EQ(MUST(vfs_->write(*f, off, B(data), false)), len);
+          if (model.size() < off + len) model.resize(off + len, '\0');
+          model.replace(off, len, data);
+          last_end = off + len;
+          break;
+        }
+        default: {
+          std::string want = off < model.size() ? model.substr(off, len) : "";
+          ASSERT_EQ(read(*f, off, len), want) << "op " << op << " off " << off << " len " << len;
+        }
       }
-      default: {
-        std::string want = off < model.size() ? model.substr(off, len) : "";
-        ASSERT_EQ(read(*f, off, len), want) << "op " << op << " off " << off << " len " << len;
-      }
+      ASSERT_EQ(MUST(vfs_->getattr(*f)).size, model.size());
     }
-    ASSERT_EQ(MUST(vfs_->getattr(*f)).size, model.size());
+    MUST(vfs_->fsync(*f, false));
+    EXPECT_EQ(backing(*f, 0, model.size()), model);
+    if (stream_after != ~uint64_t{0})
+      EXPECT_GT(vfs_->stats().streamed, 50u);
+    else
+      EXPECT_EQ(vfs_->stats().streamed, 0u);
   }
+}
+
+// A long sequential run of large writes goes around the cache past stream_after:
+// the cache stays small, the filesystem has those bytes at once, and everything reads
+// back. Small writes, a write that does not continue the run and a write into a
+// cached range stay cached.
+TEST_F(VfsTest, StreamingWrites_GoAroundTheCachePastTheThreshold) {
+  CacheConfig cc;
+  cc.stream_after = 1 << 20;
+  make({}, cc);
+  VnodeRef f = file("s");
+  const uint64_t kChunk = 128 * 1024, kSize = 4 << 20;
+  std::string all;
+  // The granule at 3 MiB is cached (read) before the run reaches it.
+  MUST(vfs_->write(*f, 3 << 20, B(std::string(10, 'x')), false));
   MUST(vfs_->fsync(*f, false));
-  EXPECT_EQ(backing(*f, 0, model.size()), model);
+  for (uint64_t off = 0; off < kSize; off += kChunk) {
+    std::string d(kChunk, static_cast<char>('A' + off / kChunk % 26));
+    ASSERT_EQ(MUST(vfs_->write(*f, off, B(d), false)), kChunk);
+    all += d;
+  }
+  // 32 writes: the first 8 make up the cached 1 MiB, the one over the cached granule
+  // at 3 MiB is cached too.
+  EXPECT_EQ(vfs_->stats().streamed, 23u);
+  EXPECT_LE(vfs_->stats().dirty_bytes, (1u << 20) + kChunk);
+  EXPECT_EQ(backing(*f, 2 << 20, 1000), all.substr(2 << 20, 1000));  // before any fsync
+  EXPECT_EQ(read(*f, 0, kSize), all);
+  MUST(vfs_->fsync(*f, false));
+  EXPECT_EQ(backing(*f, 0, kSize), all);
+
+  // Small appends are never streamed, however long the run.
+  VnodeRef g = file("log");
+  for (int i = 0; i < 600; ++i) MUST(vfs_->write(*g, 0, B(std::string(4000, 'l')), true));
+  EXPECT_EQ(vfs_->stats().streamed, 23u);
+  // A write that does not continue the run starts a new one.
+  MUST(vfs_->write(*f, 0, B(std::string(kChunk, 'z')), false));
+  EXPECT_EQ(vfs_->stats().streamed, 23u);
+  EXPECT_EQ(read(*f, kChunk - 1, 2), "zB");
 }
 
 }  // namespace

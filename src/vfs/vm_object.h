@@ -39,7 +39,7 @@ class Cache {
   const uint64_t max_extent;
   std::atomic<uint64_t> bytes{0}, dirty_bytes{0}, extents{0};
   std::atomic<uint64_t> hits{0}, misses{0}, writebacks{0}, evictions{0}, merges{0}, splits{0},
-      writearounds{0};
+      writearounds{0}, streamed{0};
   std::atomic<uint64_t> clock{0};  // ticks per use: an extent's last use, for eviction
   std::function<void()> kick;      // wakes the flusher; set once before any I/O
 
@@ -161,6 +161,10 @@ class VmObject : private ccms::Owner {
   // and inserts it as extents where still absent. Caller holds a lock meeting every
   // granule of it. false: the filesystem holds no data there (reads as zeros).
   Result<bool> fetch(uint64_t beg, uint64_t end);
+  // Records the write [off, end) in the streaming run and says whether it goes
+  // around the cache ("Streaming writes" in vm_object.cpp). Caller holds the write's
+  // granules exclusively.
+  bool streams_around(uint64_t off, uint64_t end);
   // The write itself; the caller holds `held` exclusively (write()).
   Result<size_t> write_locked(uint64_t off, std::span<const std::byte> in, ccms::Range held);
   // Writes back the extent at start if dirty. Caller holds all of it (shared or more).
@@ -183,6 +187,7 @@ class VmObject : private ccms::Owner {
   ExtMap exts_;
   uint64_t size_;
   uint64_t ndirty_ = 0;
+  uint64_t stream_end_ = 0, stream_len_ = 0;  // the run of back-to-back writes
   bool times_dirty_ = false;
   timespec mtime_{};
   // Coherent only (under mu_): the cached size must be refetched (the attribute token
