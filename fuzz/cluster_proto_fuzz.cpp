@@ -1,10 +1,13 @@
 // Fuzz the cluster protocol decoder: arbitrary bytes go through the FrameReader (in
 // chunks whose size the first input byte picks) and every complete frame through the
 // request or reply decoder for its opcode. Property: whatever decodes re-encodes to
-// the very same bytes and decodes to an equal message (the encoding is canonical).
+// the very same bytes and decodes to an equal message (the encoding is canonical), and
+// the WRITE fast path (decode_write) agrees with the typed decoder.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <variant>
 
 #include "cluster/proto/wire.h"
 
@@ -19,6 +22,16 @@ void check(bool ok) {
 void one_frame(const Frame& f) {
   if (f.kind != Kind::kReply) {
     auto req = decode_request(f);
+    if (f.op == Op::kWrite && f.kind == Kind::kRequest) {
+      // The server's fast path decodes WRITE itself: it must agree with the typed form.
+      auto w = decode_write(f.body);
+      check(w.ok() == req.ok());
+      if (w.ok()) {
+        auto& typed = std::get<Write>(*req);
+        check(w->ino == typed.ino && w->off == typed.off && w->data.size() == typed.data.size() &&
+              std::equal(w->data.begin(), w->data.end(), typed.data.begin()));
+      }
+    }
     if (!req.ok()) return;
     Frame again = encode_request(*req, f.id);
     check(again.body == f.body && again.op == f.op && again.kind == f.kind);

@@ -1009,13 +1009,10 @@ Status ClusterFs::write_behind(vfs::Ino ino, uint64_t off, std::span<const std::
       wb_[ino].live.emplace_back(token, r);
       wb_bytes_ += n;
     }
-    proto::Write w;
-    w.ino = ino;
-    w.off = r.beg;
-    w.data.assign(data.begin() + long(at), data.begin() + long(at + n));
     requests_.fetch_add(1, std::memory_order_relaxed);
     // Inline: the reply only updates the books (and this never blocks the reader).
-    c->call_async_inline(proto::make_request(w), [this, ino, token, n](Result<transport::Frame> f) {
+    auto req = proto::make_write_request(ino, r.beg, data.subspan(at, n));
+    c->call_async_inline(std::move(req), [this, ino, token, n](Result<transport::Frame> f) {
       Status st = Ok{};
       if (!f.ok()) {
         st = std::move(f).error();

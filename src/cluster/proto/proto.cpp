@@ -59,6 +59,28 @@ Error reply_error(std::span<const std::byte> text_field, uint32_t err) {
   return Error(int(err), "peer: " + *text);
 }
 
+Frame make_write_request(uint64_t ino, uint64_t off, std::span<const std::byte> data, uint64_t id) {
+  Frame f{Kind::kRequest, Op::kWrite, 0, id, {}};
+  f.body.reserve(20 + data.size());
+  codec::Writer w(f.body);
+  w.le(ino);
+  w.le(off);
+  w.le(uint32_t(data.size()));
+  w.raw(data.data(), data.size());
+  return f;
+}
+
+Result<WriteView> decode_write(std::span<const std::byte> body) {
+  codec::Reader r(body);
+  WriteView v;
+  codec::get(r, v.ino);
+  codec::get(r, v.off);
+  v.data = r.take(codec::get_len(r, kMaxIo, "byte array longer than its limit"));
+  if (!r.bad() && r.left() != 0) r.fail("trailing bytes");
+  if (r.bad()) return malformed("message", r.why());
+  return v;
+}
+
 Result<Request> decode_request(const Frame& f) {
   char dir = op_direction(f.op);
   bool fits = (f.kind == Kind::kPush) == (dir == 'S');

@@ -2,6 +2,7 @@
 // values, every truncation fails cleanly, limits and hostile lengths are refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "cluster/proto/wire.h"
@@ -288,6 +289,46 @@ TEST(ClusterProto, OverLimitFields_AreMalformed) {
   Hello h;
   h.magic = 0x12345678;
   EXPECT_EQ(decode<Hello>(enc(h)).error().code(), EBADMSG);
+}
+
+// The WRITE fast path (make_write_request, decode_write) is the typed form's bytes
+// and checks, without its copies: same frame, same fields, same refusals.
+TEST(ClusterProto, WriteFastPath_SameBytesAndChecksAsTypedWrite) {
+  std::mt19937_64 rng(7);
+  for (size_t n : {size_t{0}, size_t{1}, size_t{4095}, size_t{65536}, kMaxIo}) {
+    Write w{rng(), rng(), {}};
+    w.data.resize(n);
+    for (auto& b : w.data) b = std::byte(rng());
+    Frame typed = make_request(w, 42);
+    Frame fast = make_write_request(w.ino, w.off, w.data, 42);
+    EXPECT_EQ(fast.body, typed.body);
+    EXPECT_EQ(fast.op, typed.op);
+    EXPECT_EQ(fast.kind, typed.kind);
+    EXPECT_EQ(fast.id, typed.id);
+    auto v = decode_write(typed.body);
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(v->ino, w.ino);
+    EXPECT_EQ(v->off, w.off);
+    ASSERT_EQ(v->data.size(), n);
+    EXPECT_TRUE(std::equal(v->data.begin(), v->data.end(), w.data.begin()));
+    EXPECT_EQ(v->data.data(), typed.body.data() + 20);  // a view, not a copy
+  }
+  // Over the limit, truncated anywhere, trailing bytes: refused by both.
+  Write big{1, 0, {}};
+  big.data.resize(kMaxIo + 1);
+  auto body = enc(big);
+  EXPECT_EQ(decode<Write>(body).error().code(), EBADMSG);
+  EXPECT_EQ(decode_write(body).error().code(), EBADMSG);
+  Write w{1, 2, Bytes<kMaxIo>(100, std::byte{9})};
+  body = enc(w);
+  for (size_t cut = 0; cut < body.size(); cut++) {
+    std::span<const std::byte> part(body.data(), cut);
+    EXPECT_FALSE(decode<Write>(part).ok()) << cut;
+    EXPECT_EQ(decode_write(part).error().code(), EBADMSG) << cut;
+  }
+  body.push_back(std::byte{0});
+  EXPECT_FALSE(decode<Write>(body).ok());
+  EXPECT_EQ(decode_write(body).error().code(), EBADMSG);
 }
 
 TEST(ClusterProto, HostileListCount_AllocatesNothing) {

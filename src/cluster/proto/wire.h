@@ -124,6 +124,18 @@ Result<Request> decode_request(const Frame& f);
 // Encodes any request in the variant (not monostate) as a frame with id.
 Frame encode_request(const Request& req, uint64_t id);
 
+// WRITE, the data path, without the copies of the typed form: a request frame built
+// straight from the caller's bytes (data: at most kMaxIo), and a decoded WRITE whose
+// data is a view into the body it was decoded from (which must outlive it). The same
+// bytes and the same checks as make_request(Write) and decode<Write>.
+struct WriteView {
+  uint64_t ino = 0, off = 0;
+  std::span<const std::byte> data;
+};
+Frame make_write_request(uint64_t ino, uint64_t off, std::span<const std::byte> data,
+                         uint64_t id = 0);
+Result<WriteView> decode_write(std::span<const std::byte> body);
+
 // Stream -> frames ---------------------------------------------------------------------
 // Accumulates bytes and yields complete frames. It checks each length as soon as the
 // four length bytes are in, so a hostile length is refused before anything is
