@@ -170,11 +170,18 @@ TEST(VfsConcurrency, ReadsRacingTruncate_SeeOnlyModelBytes) {
 // evicts, so extents merge, split and go (and small writes to evicted data are
 // written around the cache) all the time; every read must equal the owner's model
 // byte for byte.
-TEST(VfsConcurrency, ExtentsUnderPressure_StripesMatchTheirModels) {
+// Run a second time with every continuing write of a granule or more streaming
+// (stream_after 0): streamed writes then race cached ones, punches, truncates,
+// write-back and eviction on neighbouring granules.
+class ExtentsUnderPressure : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(ExtentsUnderPressure, StripesMatchTheirModels) {
   CacheConfig cc;
   cc.max_bytes = 512 * 1024;
   cc.flush_interval_ms = 2;
   cc.max_extent = 128 * 1024;
+  cc.stream_after = GetParam();
+  const bool streams = GetParam() == 0;
   Env e(cc);
   constexpr int kThreads = 4;
   constexpr uint64_t kStripe = 384 * 1024 + 1000;
@@ -214,9 +221,10 @@ TEST(VfsConcurrency, ExtentsUnderPressure_StripesMatchTheirModels) {
           case 2:
             write(off, len, c);
             break;
-          case 3:  // back-to-back writes: merges
+          case 3:  // back-to-back writes: merges (and, small and large, streams)
             for (int k = 0; k < 5 && off < kStripe; ++k) {
-              len = std::min<uint64_t>(1 + rng() % 20000, kStripe - off);
+              len = 1 + rng() % (streams && k % 2 == 0 ? 100000 : 20000);
+              len = std::min<uint64_t>(len, kStripe - off);
               write(off, len, static_cast<char>(c + k));
               off += len;
             }
@@ -249,11 +257,18 @@ TEST(VfsConcurrency, ExtentsUnderPressure_StripesMatchTheirModels) {
   for (auto& t : ts) t.join();
   EXPECT_EQ(bad.load(), 0);
   CacheStats st = e.vfs->stats();
+  if (streams) {  // streams take much of the traffic: they must have happened
+    EXPECT_GT(st.streamed, 0u);
+    return;
+  }
   EXPECT_GT(st.merges, 0u);
   EXPECT_GT(st.splits, 0u);
   EXPECT_GT(st.evictions, 0u);
   EXPECT_GT(st.writearounds, 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(VfsConcurrency, ExtentsUnderPressure,
+                         ::testing::Values(~uint64_t{0}, uint64_t{0}));
 
 // Many threads creating, looking up and unlinking names in one directory while
 // others write to the files: reference counting and the name cache hold up.
