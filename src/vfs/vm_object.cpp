@@ -421,6 +421,19 @@ Result<size_t> VmObject::read(uint64_t off, std::span<std::byte> out) {
   return static_cast<size_t>(end - off);
 }
 
+Status VmObject::write_through(uint64_t off, std::span<const std::byte> in,
+                               std::atomic<uint64_t>& counter) {
+  Bio bio{Bio::Op::kWrite, off, {const_cast<std::byte*>(in.data()), in.size()}, 0};
+  TRY(fs_.strategy(ino_, bio));
+  counter.fetch_add(1, std::memory_order_relaxed);
+  restamp();
+  std::lock_guard l(mu_);
+  size_ = std::max(size_, off + in.size());
+  mtime_ = now();
+  times_dirty_ = true;
+  return {};
+}
+
 bool VmObject::streams_around(uint64_t off, uint64_t end) {
   std::lock_guard l(mu_);
   bool continues = off == stream_end_;
@@ -450,14 +463,7 @@ Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> i
     // whole and nothing of them is cached, so nobody here can see the old bytes.
     uint64_t ra = off & ~uint64_t{4095};
     TRY(fs_.reserve(ino_, ra, round4k(end) - ra));
-    Bio bio{Bio::Op::kWrite, off, {const_cast<std::byte*>(in.data()), in.size()}, 0};
-    TRY(fs_.strategy(ino_, bio));
-    cache_.streamed.fetch_add(1, std::memory_order_relaxed);
-    restamp();
-    std::lock_guard l(mu_);
-    size_ = std::max(size_, end);
-    mtime_ = now();
-    times_dirty_ = true;
+    TRY(write_through(off, in, cache_.streamed));
     return in.size();
   }
   for (uint64_t x = off; x < end;) {
@@ -505,17 +511,10 @@ Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> i
       // filesystem instead of fetching the granules around it (a read-modify-write
       // many times its size). This write holds those granules whole, so no reader
       // can be fetching them meanwhile; later reads fetch the new bytes.
-      Bio bio{Bio::Op::kWrite, x, {const_cast<std::byte*>(in.data()) + done, b - a}, 0};
-      Status st = fs_.strategy(ino_, bio);
+      Status st = write_through(x, in.subspan(done, b - a), cache_.writearounds);
       if (!st.ok()) return partial(std::move(st).error());
       done += b - a;
       x = s + b;
-      cache_.writearounds.fetch_add(1, std::memory_order_relaxed);
-      restamp();
-      std::lock_guard l(mu_);
-      size_ = std::max(size_, x);
-      mtime_ = now();
-      times_dirty_ = true;
       continue;
     }
     // Reserve the bytes first: a failure leaves the cache as it was.

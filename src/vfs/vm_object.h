@@ -165,6 +165,9 @@ class VmObject : private ccms::Owner {
   // around the cache ("Streaming writes" in vm_object.cpp). Caller holds the write's
   // granules exclusively.
   bool streams_around(uint64_t off, uint64_t end);
+  // A write sent straight to the filesystem, nothing cached (a write-around or a
+  // streaming write, counted in `counter`); then the size and times as for any write.
+  Status write_through(uint64_t off, std::span<const std::byte> in, std::atomic<uint64_t>& counter);
   // The write itself; the caller holds `held` exclusively (write()).
   Result<size_t> write_locked(uint64_t off, std::span<const std::byte> in, ccms::Range held);
   // Writes back the extent at start if dirty. Caller holds all of it (shared or more).
