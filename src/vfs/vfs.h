@@ -65,8 +65,9 @@ struct CacheConfig {
   // write-back. Coherent filesystems always use 64 KiB (vm_object.cpp).
   uint64_t max_extent = 1ull << 20;
   // Streaming writes: once a run of back-to-back writes to one file (each starting
-  // where the last ended) passes this many bytes, its writes of at least 64 KiB into
-  // uncached ranges go straight to the filesystem instead of into the cache. ~0: never.
+  // where the last ended, give or take 8 MiB of reordering) passes this many bytes,
+  // its writes of at least 64 KiB into uncached ranges go straight to the filesystem
+  // instead of into the cache. ~0: never.
   uint64_t stream_after = 8ull << 20;
 };
 

@@ -528,9 +528,10 @@ TEST_F(VfsTest, StreamingWrites_GoAroundTheCachePastTheThreshold) {
     ASSERT_EQ(MUST(vfs_->write(*f, off, B(d), false)), kChunk);
     all += d;
   }
-  // 32 writes: the first 8 make up the cached 1 MiB, the one over the cached granule
-  // at 3 MiB is cached too.
-  EXPECT_EQ(vfs_->stats().streamed, 23u);
+  // 32 writes: the run began with the 10 bytes at 3 MiB (near enough), so the first 7
+  // are cached and the 8th passes 1 MiB; the one over the cached granule at 3 MiB
+  // streams all but that granule.
+  EXPECT_EQ(vfs_->stats().streamed, 25u);
   EXPECT_LE(vfs_->stats().dirty_bytes, (1u << 20) + kChunk);
   EXPECT_EQ(backing(*f, 2 << 20, 1000), all.substr(2 << 20, 1000));  // before any fsync
   EXPECT_EQ(read(*f, 0, kSize), all);
@@ -540,11 +541,35 @@ TEST_F(VfsTest, StreamingWrites_GoAroundTheCachePastTheThreshold) {
   // Small appends are never streamed, however long the run.
   VnodeRef g = file("log");
   for (int i = 0; i < 600; ++i) MUST(vfs_->write(*g, 0, B(std::string(4000, 'l')), true));
-  EXPECT_EQ(vfs_->stats().streamed, 23u);
-  // A write that does not continue the run starts a new one.
+  EXPECT_EQ(vfs_->stats().streamed, 25u);
+  // A write far from where the run got to starts a new one; one near it continues it
+  // (the pieces of one large write may arrive out of order).
+  MUST(vfs_->write(*f, 64 << 20, B(std::string(kChunk, 'z')), false));
+  EXPECT_EQ(vfs_->stats().streamed, 25u);
   MUST(vfs_->write(*f, 0, B(std::string(kChunk, 'z')), false));
-  EXPECT_EQ(vfs_->stats().streamed, 23u);
+  EXPECT_EQ(vfs_->stats().streamed, 25u);
   EXPECT_EQ(read(*f, kChunk - 1, 2), "zB");
+  for (uint64_t off : {3 * kChunk, kChunk, 5 * kChunk, 4 * kChunk, 2 * kChunk, 6 * kChunk})
+    MUST(vfs_->write(*f, (16 << 20) + off, B(std::string(kChunk, 'r')), false));
+  for (uint64_t off : {8 * kChunk, 7 * kChunk, 10 * kChunk, 9 * kChunk})
+    MUST(vfs_->write(*f, (16 << 20) + off, B(std::string(kChunk, 'r')), false));
+  EXPECT_EQ(vfs_->stats().streamed, 25u + 2);  // past 1 MiB of the run: the last two
+  EXPECT_EQ(read(*f, (16 << 20) + kChunk, 10 * kChunk), std::string(10 * kChunk, 'r'));
+
+  // Pieces that do not start on a granule (a large write() from a buffer at an odd
+  // page offset arrives so): each piece's first granule may hold the cached tail of
+  // the one before; the rest of the piece still streams.
+  VnodeRef u = file("u");
+  std::string want;
+  for (int i = 0; i < 20; ++i) {
+    std::string d(kChunk - 48, static_cast<char>('a' + i));
+    MUST(vfs_->write(*u, want.size(), B(d), false));
+    want += d;
+  }
+  EXPECT_GE(vfs_->stats().streamed, 27u + 11);  // all past the first 1 MiB
+  EXPECT_EQ(read(*u, 0, want.size()), want);
+  MUST(vfs_->fsync(*u, false));
+  EXPECT_EQ(backing(*u, 0, want.size()), want);
 }
 
 }  // namespace

@@ -25,14 +25,14 @@
 // roll, a backup) would pass through the cache once and push out data that is
 // reused, and every byte of it would cost fresh cache memory (a page fault per 4 KiB
 // on first touch: on a VM that alone held first writes to ~350 MiB/s) and two more
-// copies before write-back. So once a run of back-to-back writes passes
-// CacheConfig::stream_after bytes, each further write of at least a granule whose
-// granules hold nothing cached goes straight to the filesystem, like a write-around
-// (streams_around). Its data is then read from the filesystem like any uncached data;
-// small writes, writes into cached ranges and the run's first bytes are cached as
-// before. For a coherent filesystem the write still holds its states (EXCLUSIVE over
-// its granules): the cluster client's strategy write is pipelined, and everything
-// that makes the data visible elsewhere (a revocation's ack, a read, fsync) waits for
+// copies before write-back. So once a run of back-to-back writes (each starting near
+// where the run has got to) passes CacheConfig::stream_after bytes, each further
+// write of at least a granule whose granules hold nothing cached goes straight to the
+// filesystem, like a write-around (streams_from). Its data is then read from the
+// filesystem like any uncached data; small writes, writes into cached ranges and the
+// run's first bytes are cached as before. For a coherent filesystem the write still holds its
+// states (EXCLUSIVE over its granules): the cluster client's strategy write is pipelined, and
+// everything that makes the data visible elsewhere (a revocation's ack, a read, fsync) waits for
 // it.
 //
 // Locking. Every data operation holds a CCMS range lock on the vnode's dataspace:
@@ -434,23 +434,58 @@ Status VmObject::write_through(uint64_t off, std::span<const std::byte> in,
   return {};
 }
 
-bool VmObject::streams_around(uint64_t off, uint64_t end) {
+uint64_t VmObject::streams_from(uint64_t off, uint64_t end) {
+  // One large write() reaches a FUSE daemon as max_write pieces that several threads
+  // handle at once, so a run's writes may arrive a little out of order: a write
+  // continues the run if it starts within kReorder of where the run has got to.
+  constexpr uint64_t kReorder = 8 << 20;
   std::lock_guard l(mu_);
-  bool continues = off == stream_end_;
+  bool continues = stream_len_ && off + kReorder >= stream_end_ && off <= stream_end_ + kReorder;
   stream_len_ = continues ? stream_len_ + (end - off) : end - off;
-  stream_end_ = end;
-  if (!continues || stream_len_ <= cache_.config.stream_after || end - off < kGranule) return false;
-  // Nothing cached anywhere in the granules it touches (a cached granule may be dirty
-  // or about to be read, and must stay the one copy of those bytes here).
-  auto it = exts_.upper_bound(down(off));
+  stream_end_ = continues ? std::max(stream_end_, end) : end;
+  if (stream_len_ <= cache_.config.stream_after || end - off < kGranule) return end;
+  // Pieces of one write() start anywhere (a user buffer's page offset shifts them), so
+  // the granule a write starts in may hold the cached tail of the run's last cached
+  // write: that granule goes through the cache, the rest streams. Nothing else may be
+  // cached in the granules it touches (a cached granule may be dirty or about to be
+  // read, and must stay the one copy of those bytes here).
+  uint64_t from = at(off) == exts_.end() ? off : down(off) + kGranule;
+  if (from >= end) return end;
+  auto it = exts_.upper_bound(down(from));
   if (it != exts_.begin()) --it;
   for (; it != exts_.end() && it->first < up(end); ++it)
-    if (it->first + it->second.span > down(off)) return false;
-  return true;
+    if (it->first + it->second.span > down(from)) return end;
+  return from;
 }
 
 Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> in,
                                       ccms::Range held) {
+  // [off, end) goes through the cache, [end, whole) streams (see "Streaming writes").
+  const uint64_t whole = off + in.size();
+  const uint64_t end = anonymous_ ? whole : streams_from(off, whole);
+  if (end < whole) {
+    // The write holds the streamed granules whole and nothing of them is cached, so
+    // nobody here can see their old bytes; the cached head goes first, below.
+    auto stream = [&]() -> Status {
+      uint64_t ra = end & ~uint64_t{4095};
+      TRY(fs_.reserve(ino_, ra, round4k(whole) - ra));
+      return write_through(end, in.subspan(end - off), cache_.streamed);
+    };
+    if (end == off) {
+      TRY(stream());
+      return in.size();
+    }
+    auto head = TRY(write_locked_cached(off, in.first(end - off), held));
+    if (head < end - off) return head;
+    Status st = stream();
+    if (!st.ok()) return head;
+    return in.size();
+  }
+  return write_locked_cached(off, in, held);
+}
+
+Result<size_t> VmObject::write_locked_cached(uint64_t off, std::span<const std::byte> in,
+                                             ccms::Range held) {
   const uint64_t end = off + in.size();
   size_t done = 0;
   uint64_t ahead_lo = 0, ahead_hi = 0;  // reserved by this write already
@@ -458,14 +493,6 @@ Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> i
     if (done) return done;
     return e;
   };
-  if (!anonymous_ && streams_around(off, end)) {
-    // A streaming write: see "Streaming writes" above. The write holds its granules
-    // whole and nothing of them is cached, so nobody here can see the old bytes.
-    uint64_t ra = off & ~uint64_t{4095};
-    TRY(fs_.reserve(ino_, ra, round4k(end) - ra));
-    TRY(write_through(off, in, cache_.streamed));
-    return in.size();
-  }
   for (uint64_t x = off; x < end;) {
     // Plan under mu_: the extent that takes [x, ...), or how to make it.
     uint64_t s, span, a, b;

@@ -161,15 +161,17 @@ class VmObject : private ccms::Owner {
   // and inserts it as extents where still absent. Caller holds a lock meeting every
   // granule of it. false: the filesystem holds no data there (reads as zeros).
   Result<bool> fetch(uint64_t beg, uint64_t end);
-  // Records the write [off, end) in the streaming run and says whether it goes
-  // around the cache ("Streaming writes" in vm_object.cpp). Caller holds the write's
-  // granules exclusively.
-  bool streams_around(uint64_t off, uint64_t end);
+  // Records the write [off, end) in the streaming run and says where the part of it
+  // that goes around the cache begins (end: none; "Streaming writes" in
+  // vm_object.cpp). Caller holds the write's granules exclusively.
+  uint64_t streams_from(uint64_t off, uint64_t end);
   // A write sent straight to the filesystem, nothing cached (a write-around or a
   // streaming write, counted in `counter`); then the size and times as for any write.
   Status write_through(uint64_t off, std::span<const std::byte> in, std::atomic<uint64_t>& counter);
-  // The write itself; the caller holds `held` exclusively (write()).
+  // The write itself; the caller holds `held` exclusively (write()). The part that
+  // goes through the cache is write_locked_cached.
   Result<size_t> write_locked(uint64_t off, std::span<const std::byte> in, ccms::Range held);
+  Result<size_t> write_locked_cached(uint64_t off, std::span<const std::byte> in, ccms::Range held);
   // Writes back the extent at start if dirty. Caller holds all of it (shared or more).
   Status write_back(uint64_t start);
   Status flush_extent(uint64_t start);  // takes the lock, then write_back

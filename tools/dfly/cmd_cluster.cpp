@@ -267,8 +267,18 @@ int run_mount(const ClusterOptions& o) {
     control = fmt::format("{}/mount{}.sock", kControlDir, name);
   }
   std::string tgt = o.target, mp = o.mountpoint;
-  auto ctl = cli::ControlSocket::start(control, [handle, tgt, mp](std::string_view) {
-    return client_json(cluster::cluster_status(*handle), tgt, mp);
+  auto ctl = cli::ControlSocket::start(control, [handle, tgt, mp, &vfs](std::string_view) {
+    nlohmann::json j = client_json(cluster::cluster_status(*handle), tgt, mp);
+    vfs::CacheStats c = vfs.stats();
+    j["cache"] = {{"bytes", c.bytes},
+                  {"dirty_bytes", c.dirty_bytes},
+                  {"hits", c.hits},
+                  {"misses", c.misses},
+                  {"writebacks", c.writebacks},
+                  {"evictions", c.evictions},
+                  {"writearounds", c.writearounds},
+                  {"streamed", c.streamed}};
+    return j;
   });
   if (!ctl.ok()) return fail("mount", ctl.error());
   Status s = (*m)->run(vfs);
