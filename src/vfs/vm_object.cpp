@@ -30,10 +30,10 @@
 // write of at least a granule whose granules hold nothing cached goes straight to the
 // filesystem, like a write-around (streams_from). Its data is then read from the
 // filesystem like any uncached data; small writes, writes into cached ranges and the
-// run's first bytes are cached as before. For a coherent filesystem the write still holds its
-// states (EXCLUSIVE over its granules): the cluster client's strategy write is pipelined, and
-// everything that makes the data visible elsewhere (a revocation's ack, a read, fsync) waits for
-// it.
+// run's first bytes are cached as before. For a coherent filesystem the write still
+// holds its states (EXCLUSIVE over its granules): the cluster client's strategy write
+// is pipelined, and everything that makes the data visible elsewhere (a revocation's
+// ack, a read, fsync) waits for it.
 //
 // Locking. Every data operation holds a CCMS range lock on the vnode's dataspace:
 // read shared over exactly its range, write exclusive over exactly its range, so
