@@ -338,6 +338,13 @@ int run_status(const ClusterOptions& o) {
           j["inodes_with_states"].get<uint64_t>(), j["acquires_sent"].get<uint64_t>(),
           j["acquires_local"].get<uint64_t>(), j["revokes"].get<uint64_t>(),
           j["reconnects"].get<uint64_t>());
+      if (j.contains("cache")) {
+        auto& c = j["cache"];
+        fmt::print("  cache {} MiB ({} MiB dirty); {} hit(s), {} miss(es); {} streamed write(s)\n",
+                   c["bytes"].get<uint64_t>() >> 20, c["dirty_bytes"].get<uint64_t>() >> 20,
+                   c["hits"].get<uint64_t>(), c["misses"].get<uint64_t>(),
+                   c["streamed"].get<uint64_t>());
+      }
     }
   }
   return rc;
