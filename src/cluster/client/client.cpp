@@ -1011,30 +1011,32 @@ Status ClusterFs::write_behind(vfs::Ino ino, uint64_t off, std::span<const std::
     }
     requests_.fetch_add(1, std::memory_order_relaxed);
     // Inline: the reply only updates the books (and this never blocks the reader).
-    auto req = proto::make_write_request(ino, r.beg, data.subspan(at, n));
-    c->call_async_inline(std::move(req), [this, ino, token, n](Result<transport::Frame> f) {
-      Status st = Ok{};
-      if (!f.ok()) {
-        st = std::move(f).error();
-      } else if (auto rep = proto::decode_reply<proto::WriteReply>(*f); !rep.ok()) {
-        st = std::move(rep).error();
-      }
-      std::lock_guard l(mu_);
-      drop_ahead(ino);
-      wb_bytes_ -= n;
-      Wb& b = wb_[ino];
-      for (auto i = b.live.begin(); i != b.live.end(); ++i)
-        if (i->first == token) {
-          b.live.erase(i);
-          break;
-        }
-      if (!st.ok() && !b.err) {
-        b.err = st.error().code();
-        b.why = st.error().to_string();
-      }
-      if (b.live.empty() && !b.err) wb_.erase(ino);
-      cv_.notify_all();
-    });
+    // The data goes out from where it lies (the VFS's buffer), behind the head.
+    auto head = proto::make_write_head(ino, r.beg, uint32_t(n));
+    c->call_async_inline(
+        std::move(head), data.subspan(at, n), [this, ino, token, n](Result<transport::Frame> f) {
+          Status st = Ok{};
+          if (!f.ok()) {
+            st = std::move(f).error();
+          } else if (auto rep = proto::decode_reply<proto::WriteReply>(*f); !rep.ok()) {
+            st = std::move(rep).error();
+          }
+          std::lock_guard l(mu_);
+          drop_ahead(ino);
+          wb_bytes_ -= n;
+          Wb& b = wb_[ino];
+          for (auto i = b.live.begin(); i != b.live.end(); ++i)
+            if (i->first == token) {
+              b.live.erase(i);
+              break;
+            }
+          if (!st.ok() && !b.err) {
+            b.err = st.error().code();
+            b.why = st.error().to_string();
+          }
+          if (b.live.empty() && !b.err) wb_.erase(ino);
+          cv_.notify_all();
+        });
     at += n;
   }
   return Ok{};

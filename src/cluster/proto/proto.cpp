@@ -59,14 +59,18 @@ Error reply_error(std::span<const std::byte> text_field, uint32_t err) {
   return Error(int(err), "peer: " + *text);
 }
 
-Frame make_write_request(uint64_t ino, uint64_t off, std::span<const std::byte> data, uint64_t id) {
+Frame make_write_head(uint64_t ino, uint64_t off, uint32_t len, uint64_t id) {
   Frame f{Kind::kRequest, Op::kWrite, 0, id, {}};
-  f.body.reserve(20 + data.size());
   codec::Writer w(f.body);
   w.le(ino);
   w.le(off);
-  w.le(uint32_t(data.size()));
-  w.raw(data.data(), data.size());
+  w.le(len);
+  return f;
+}
+
+Frame make_write_request(uint64_t ino, uint64_t off, std::span<const std::byte> data, uint64_t id) {
+  Frame f = make_write_head(ino, off, uint32_t(data.size()), id);
+  f.body.insert(f.body.end(), data.begin(), data.end());
   return f;
 }
 
@@ -114,12 +118,17 @@ Frame encode_request(const Request& req, uint64_t id) {
 }
 
 void FrameReader::feed(std::span<const std::byte> bytes) {
-  auto dst = prepare(bytes.size());
-  if (!bytes.empty()) std::memcpy(dst.data(), bytes.data(), bytes.size());
-  commit(bytes.size());
+  do {  // a body read in place takes only its own bytes; the rest go to the buffer
+    auto dst = prepare(bytes.size());
+    size_t n = std::min(dst.size(), bytes.size());
+    if (n != 0) std::memcpy(dst.data(), bytes.data(), n);
+    commit(n);
+    bytes = bytes.subspan(n);
+  } while (!bytes.empty());
 }
 
 std::span<std::byte> FrameReader::prepare(size_t n) {
+  if (reading_big()) return std::span<std::byte>(big_->body).subspan(big_have_);
   // Drop consumed bytes first, so the buffer stays one partial frame plus n.
   if (pos_ > 0 && (pos_ == end_ || pos_ >= end_ / 2)) {
     std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
@@ -131,12 +140,24 @@ std::span<std::byte> FrameReader::prepare(size_t n) {
 }
 
 void FrameReader::commit(size_t n) {
+  if (reading_big()) {
+    if (n > big_->body.size() - big_have_) bug("cluster/proto", "FrameReader::commit past prepare");
+    big_have_ += n;
+    return;
+  }
   if (n > buf_.size() - end_) bug("cluster/proto", "FrameReader::commit past prepare");
   end_ += n;
 }
 
 Result<std::optional<Frame>> FrameReader::next() {
   if (failed_) return Error(*failed_);
+  if (big_) {  // it precedes everything in the buffer
+    if (reading_big()) return std::optional<Frame>();
+    std::optional<Frame> f = std::move(big_);
+    big_.reset();
+    big_have_ = 0;
+    return f;
+  }
   size_t have = end_ - pos_;
   if (have < 4) return std::optional<Frame>();
   codec::Reader r(std::span<const std::byte>(buf_).subspan(pos_, have));
@@ -155,7 +176,22 @@ Result<std::optional<Frame>> FrameReader::next() {
     failed_.emplace(EBADMSG, "frame kind " + std::to_string(kind) + " unknown");
     return Error(*failed_);
   }
-  if (have - 4 < len) return std::optional<Frame>();
+  if (have - 4 < len) {
+    // Incomplete. A large body is read in place from here on: everything buffered
+    // belongs to this frame, so the buffer empties into it.
+    if (len - 12 >= in_place_min_ && have >= kHeaderSize) {
+      Frame& f = big_.emplace();
+      f.kind = Kind(kind);
+      f.op = Op(r.le<uint16_t>());
+      f.flags = r.le<uint8_t>();
+      f.id = r.le<uint64_t>();
+      f.body.resize(len - 12);
+      big_have_ = have - kHeaderSize;
+      std::memcpy(f.body.data(), buf_.data() + pos_ + kHeaderSize, big_have_);
+      pos_ = end_ = 0;
+    }
+    return std::optional<Frame>();
+  }
   Frame f;
   f.kind = Kind(kind);
   f.op = Op(r.le<uint16_t>());

@@ -128,38 +128,56 @@ Frame encode_request(const Request& req, uint64_t id);
 // straight from the caller's bytes (data: at most kMaxIo), and a decoded WRITE whose
 // data is a view into the body it was decoded from (which must outlive it). The same
 // bytes and the same checks as make_request(Write) and decode<Write>.
+// make_write_head is the frame without its data, for a sender that writes the data
+// from where it lies right behind it (Connection::call_async_inline's tail): its body
+// followed by the len data bytes is make_write_request's body.
 struct WriteView {
   uint64_t ino = 0, off = 0;
   std::span<const std::byte> data;
 };
 Frame make_write_request(uint64_t ino, uint64_t off, std::span<const std::byte> data,
                          uint64_t id = 0);
+Frame make_write_head(uint64_t ino, uint64_t off, uint32_t len, uint64_t id = 0);
 Result<WriteView> decode_write(std::span<const std::byte> body);
 
 // Stream -> frames ---------------------------------------------------------------------
 // Accumulates bytes and yields complete frames. It checks each length as soon as the
 // four length bytes are in, so a hostile length is refused before anything is
 // buffered for it; it never holds more than one partial frame plus what was fed.
+// A large body (kInPlaceMin or more) still incomplete when its header is seen is read
+// in place: prepare() then hands out the rest of that frame's own body, so the data
+// path (1 MiB WRITEs and READ replies) is read in few calls and never copied again.
 class FrameReader {
  public:
-  explicit FrameReader(size_t max_body = kMaxBody) : max_body_(max_body) {}
+  static constexpr size_t kInPlaceMin = 64 * 1024;
+
+  // in_place_min: the body size from which bodies are read in place (a fuzz target
+  // lowers it to reach that path with small inputs).
+  explicit FrameReader(size_t max_body = kMaxBody, size_t in_place_min = kInPlaceMin)
+      : max_body_(max_body), in_place_min_(in_place_min) {}
   void feed(std::span<const std::byte> bytes);
-  // Zero-copy feeding: write up to n bytes into prepare(n), then commit(the count).
+  // Zero-copy feeding: write into prepare(n), then commit(the count written). The span
+  // holds n bytes, or, while a large body is read in place, the rest of that body.
   std::span<std::byte> prepare(size_t n);
   void commit(size_t n);
 
   // The next complete frame, nullopt if more bytes are needed, or an error (sticky:
   // the stream cannot be resynchronised) for a malformed header.
   Result<std::optional<Frame>> next();
-  size_t buffered() const { return end_ - pos_; }
+  size_t buffered() const { return end_ - pos_ + (big_ ? kHeaderSize + big_have_ : 0); }
   // A handshake reads with a small limit and raises it once the peer is trusted.
   void set_max_body(size_t max_body) { max_body_ = max_body; }
 
  private:
+  bool reading_big() const { return big_ && big_have_ < big_->body.size(); }
+
   std::vector<std::byte> buf_;  // [pos_, end_) holds bytes not yet cut into frames
   size_t pos_ = 0, end_ = 0;
   size_t max_body_;
+  size_t in_place_min_;
   std::optional<Error> failed_;
+  std::optional<Frame> big_;  // the frame whose body is being read in place
+  size_t big_have_ = 0;       // how much of big_'s body is in
 };
 
 }  // namespace dfly::cluster::proto

@@ -144,21 +144,26 @@ Result<Frame> Connection::call(Frame req, std::optional<Millis> timeout) {
 }
 
 void Connection::call_async(Frame req, Callback done, std::optional<Millis> timeout) {
-  call_async_impl(std::move(req), std::move(done), timeout, /*on_pool=*/true);
+  call_async_impl(std::move(req), {}, std::move(done), timeout, /*on_pool=*/true);
 }
 
 void Connection::call_async_inline(Frame req, Callback done, std::optional<Millis> timeout) {
-  call_async_impl(std::move(req), std::move(done), timeout, /*on_pool=*/false);
+  call_async_impl(std::move(req), {}, std::move(done), timeout, /*on_pool=*/false);
 }
 
-void Connection::call_async_impl(Frame req, Callback done, std::optional<Millis> timeout,
-                                 bool on_pool) {
+void Connection::call_async_inline(Frame req, std::span<const std::byte> tail, Callback done,
+                                   std::optional<Millis> timeout) {
+  call_async_impl(std::move(req), tail, std::move(done), timeout, /*on_pool=*/false);
+}
+
+void Connection::call_async_impl(Frame req, std::span<const std::byte> tail, Callback done,
+                                 std::optional<Millis> timeout, bool on_pool) {
   std::optional<Error> refused;
   auto shared = std::make_shared<Callback>(std::move(done));
   uint64_t id = register_call(
       req, [shared](Result<Frame> r) { (*shared)(std::move(r)); }, on_pool, timeout, refused);
   if (!refused) {
-    Status st = send(req);
+    Status st = send(req, tail);
     if (st.ok() || !unregister(id)) return;
     refused.emplace(std::move(st).error());
   }
@@ -166,29 +171,32 @@ void Connection::call_async_impl(Frame req, Callback done, std::optional<Millis>
   pool_->post([shared, e = std::move(*refused)]() mutable { (*shared)(std::move(e)); });
 }
 
-Status Connection::send(const Frame& f) {
+Status Connection::send(const Frame& f, std::span<const std::byte> tail) {
   if (closed()) return Error(EPIPE, "connection closed");
-  if (f.body.size() > proto::kMaxBody)  // the peer would close on it
+  size_t body = f.body.size() + tail.size();
+  if (body > proto::kMaxBody)  // the peer would close on it
     return Error(EMSGSIZE, "frame body over the protocol limit");
-  // Small frames go out as one buffer; a large body is written from where it lies
-  // (no copy) right behind its header.
+  // Small frames go out as one buffer; a large body, or a large tail, is written from
+  // where it lies (no copy) right behind what precedes it.
   constexpr size_t kCopyMax = 16 * 1024;
-  bool split = f.body.size() > kCopyMax;
+  bool body_apart = f.body.size() > kCopyMax;
+  bool tail_apart = !tail.empty() && (body_apart || body > kCopyMax);
   std::vector<std::byte> buf;
-  buf.reserve(proto::kHeaderSize + (split ? 0 : f.body.size()));
-  proto::append_frame(buf, f.kind, f.op, f.id, split ? std::span<const std::byte>() : f.body,
+  buf.reserve(proto::kHeaderSize + (body_apart ? 0 : f.body.size()) +
+              (tail_apart ? 0 : tail.size()));
+  proto::append_frame(buf, f.kind, f.op, f.id, body_apart ? std::span<const std::byte>() : f.body,
                       f.flags);
-  if (split) {  // the header's length must count the body written separately
-    uint32_t len = uint32_t(12 + f.body.size());
-    for (int i = 0; i < 4; ++i) buf[size_t(i)] = std::byte(uint8_t(len >> (8 * i)));
-  }
+  if (!tail_apart) buf.insert(buf.end(), tail.begin(), tail.end());
+  uint32_t len = uint32_t(12 + body);  // the header counts what is written apart
+  for (int i = 0; i < 4; ++i) buf[size_t(i)] = std::byte(uint8_t(len >> (8 * i)));
   Status st;
   {
     std::lock_guard g(write_mu_);
     if (closed()) return Error(EPIPE, "connection closed");
     auto deadline = Clock::now() + opts_.call_timeout;
-    st = write_all(*stream_, buf, wake_fd_, deadline, split);
-    if (st.ok() && split) st = write_all(*stream_, f.body, wake_fd_, deadline);
+    st = write_all(*stream_, buf, wake_fd_, deadline, body_apart || tail_apart);
+    if (st.ok() && body_apart) st = write_all(*stream_, f.body, wake_fd_, deadline, tail_apart);
+    if (st.ok() && tail_apart) st = write_all(*stream_, tail, wake_fd_, deadline);
   }
   if (!st.ok()) {
     if (st.error().code() != ECANCELED) fail(Error(st.error()).with_context("write"));

@@ -134,10 +134,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // So done sees replies and pushes in wire order; it must be quick and never block
   // on this connection.
   void call_async_inline(Frame req, Callback done, std::optional<Millis> timeout = std::nullopt);
+  // The same, with tail sent right behind req's body as part of it (the body the peer
+  // gets is req.body then tail), written from where it lies: the caller's buffer, no
+  // copy. tail is read only before this returns.
+  void call_async_inline(Frame req, std::span<const std::byte> tail, Callback done,
+                         std::optional<Millis> timeout = std::nullopt);
 
   // Sends a frame as is (a reply, or a request nobody waits for). EPIPE when closed,
   // EMSGSIZE (nothing sent) for a body over proto::kMaxBody.
-  Status send(const Frame& f);
+  Status send(const Frame& f, std::span<const std::byte> tail = {});
 
   // Closes (idempotent): fails outstanding calls, wakes everyone, runs on_close.
   void close(const std::string& why = "closed locally");
@@ -156,7 +161,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool on_pool;  // async: complete on the pool; sync: inline (it only signals)
     std::chrono::steady_clock::time_point deadline;
   };
-  void call_async_impl(Frame req, Callback done, std::optional<Millis> timeout, bool on_pool);
+  void call_async_impl(Frame req, std::span<const std::byte> tail, Callback done,
+                       std::optional<Millis> timeout, bool on_pool);
   void read_loop();
   void dispatch(Frame f);
   void expire(std::chrono::steady_clock::time_point now);

@@ -3,6 +3,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <vector>
+
 #include "cluster/transport/auth.h"
 #include "cluster/transport/test_util.h"
 
@@ -232,6 +237,51 @@ TEST(ClusterTransport, OversizedOutgoingFrame_RefusedLocally_LargeOneEchoes) {
   auto big = (*c)->call(f);
   ASSERT_TRUE(big.ok());
   EXPECT_TRUE(big->body == f.body);
+}
+
+// A request sent with a tail arrives as one frame whose body is the head's body then
+// the tail, whichever parts are copied and whichever written where they lie; one over
+// the limit counted with its tail is refused without sending anything.
+TEST(ClusterTransport, TailSentBehindBody_ArrivesAsOneBody) {
+  testing::TestServer srv(testing::echo);
+  auto c = testing::connect_to(srv);
+  ASSERT_TRUE(c.ok());
+  (*c)->start(nullptr);
+  std::vector<std::byte> data(proto::kMaxIo);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = std::byte(uint8_t(i * 13 + i / 509));
+  struct Case {
+    size_t head, tail;
+  };
+  // small+small (one buffer), small+large, large+small, large+large, empty tail.
+  for (Case k : {Case{20, 100}, Case{20, 1 << 20}, Case{64 << 10, 10}, Case{64 << 10, 256 << 10},
+                 Case{20, 0}, Case{0, 16 << 10}, Case{0, (16 << 10) + 1}}) {
+    Frame f{proto::Kind::kRequest, proto::Op::kWrite, 0, 0, {}};
+    f.body.assign(data.rbegin(), data.rbegin() + ptrdiff_t(k.head));
+    std::span<const std::byte> tail(data.data(), k.tail);
+    std::vector<std::byte> want = f.body;
+    want.insert(want.end(), tail.begin(), tail.end());
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Result<Frame>> got;
+    (*c)->call_async_inline(f, tail, [&](Result<Frame> r) {
+      std::lock_guard l(mu);
+      got.emplace(std::move(r));
+      cv.notify_one();
+    });
+    std::unique_lock l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return got.has_value(); }));
+    ASSERT_TRUE(got->ok()) << k.head << "+" << k.tail;
+    EXPECT_TRUE((*got)->body == want) << k.head << "+" << k.tail;
+  }
+  Frame f{proto::Kind::kRequest, proto::Op::kWrite, 0, 0, {}};
+  f.body.resize(proto::kMaxBody - 10);
+  std::optional<int> err;
+  (*c)->call_async_inline(f, std::span<const std::byte>(data.data(), 11),
+                          [&](Result<Frame> r) { err = r.ok() ? 0 : r.error().code(); });
+  ASSERT_TRUE(err.has_value());  // refused before sending: completed at once
+  EXPECT_EQ(*err, EMSGSIZE);
+  EXPECT_EQ((*c)->stats().outstanding, 0u);
+  EXPECT_FALSE((*c)->closed());
 }
 }  // namespace
 }  // namespace dfly::cluster::transport
