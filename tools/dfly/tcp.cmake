@@ -1,6 +1,6 @@
 # dfly's TCP under load and damage against Linux peers (label net; exit 77 without root).
-# 1 GiB each way in the release build; the sanitizer builds move 128 MiB (the same
-# code paths, at a fraction of the time).
+# 1 GiB each way in the release build; the sanitizer builds (scripts/test runs it
+# under ASan) move 128 MiB: the same code paths, at a fraction of the time.
 if(DFLY_SANITIZE)
   set(DFLY_TCP_BULK 134217728)
 else()
