@@ -12,7 +12,10 @@
 // inode whose nlink reaches 0 stays until the VFS forgets it (open files).
 //
 // One mutex guards everything; readdir calls its callback without it (the callback
-// may reenter the filesystem), in batches.
+// may reenter the filesystem), in batches. A large write does its copying before it
+// takes the mutex: it builds whole chunks privately and swaps them in (write()), so
+// writers of one file on different threads (a cluster server's clients writing
+// disjoint halves) do not queue behind each other's memcpy.
 #include "memfs/memfs.h"
 
 #include <fcntl.h>
@@ -290,36 +293,73 @@ class MemFs final : public vfs::Filesystem {
   }
 
   Status strategy(Ino ino, vfs::Bio& bio) override {
+    if (bio.op == vfs::Bio::Op::kWrite) {
+      TRY(write(ino, bio.off, bio.data));
+      bio.done = bio.data.size();
+      return {};
+    }
     std::lock_guard g(mu_);
     Inode* n = TRY(inode(ino));
     if (!S_ISREG(n->attr.mode)) return Error(EINVAL, "memfs: I/O on a non-regular file");
     uint64_t off = bio.off, len = bio.data.size();
-    if (bio.op == vfs::Bio::Op::kRead) {
-      bio.done = 0;
-      if (off >= n->attr.size) return {};
-      len = std::min(len, n->attr.size - off);
-      // Each byte is written once: copied from its chunk, or zeroed where a hole is.
-      for (uint64_t p = off; p < off + len;) {
-        uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk), k = 0;
-        auto it = n->chunks.find(c);
-        if (it != n->chunks.end() && p - c < it->second.size()) {
-          k = std::min<uint64_t>(e - c, it->second.size()) - (p - c);
-          std::memcpy(bio.data.data() + (p - off), it->second.data() + (p - c), k);
-        }
-        if (e - p > k) std::memset(bio.data.data() + (p - off) + k, 0, e - p - k);
-        p = e;
+    bio.done = 0;
+    if (off >= n->attr.size) return {};
+    len = std::min(len, n->attr.size - off);
+    // Each byte is written once: copied from its chunk, or zeroed where a hole is.
+    for (uint64_t p = off; p < off + len;) {
+      uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk), k = 0;
+      auto it = n->chunks.find(c);
+      if (it != n->chunks.end() && p - c < it->second.size()) {
+        k = std::min<uint64_t>(e - c, it->second.size()) - (p - c);
+        std::memcpy(bio.data.data() + (p - off), it->second.data() + (p - c), k);
       }
-      bio.done = len;
-      return {};
+      if (e - p > k) std::memset(bio.data.data() + (p - off) + k, 0, e - p - k);
+      p = e;
     }
-    TRY(allocate(n, off, len));
+    bio.done = len;
+    return {};
+  }
+
+  // A large write builds the chunks it covers from their start before it takes mu_
+  // (the copy, the allocation and the zeroing of a short tail happen unlocked), and
+  // under mu_ swaps each in where the write covers every byte the chunk held; the
+  // old chunk is freed after mu_. Everything else is copied under mu_.
+  Status write(Ino ino, uint64_t off, std::span<const std::byte> data) {
+    struct Built {
+      uint64_t c;
+      std::vector<std::byte> v;
+    };
+    const uint64_t len = data.size();
+    std::vector<Built> built;
+    if (len >= kChunk) {
+      for (uint64_t p = (off + kChunk - 1) & ~(kChunk - 1); p < off + len; p += kChunk) {
+        uint64_t e = std::min(off + len, p + kChunk);
+        std::vector<std::byte> v(data.begin() + (p - off), data.begin() + (e - off));
+        v.resize(round4k(e - p));
+        built.push_back({p, std::move(v)});
+      }
+    }
+    std::vector<std::vector<std::byte>> replaced;  // freed after mu_
+    std::lock_guard g(mu_);
+    Inode* n = TRY(inode(ino));
+    if (!S_ISREG(n->attr.mode)) return Error(EINVAL, "memfs: I/O on a non-regular file");
+    TRY(charge(growth(n, off, len)));
+    auto b = built.begin();
     for (uint64_t p = off; p < off + len;) {
       uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk);
-      std::memcpy(n->chunks[c].data() + (p - c), bio.data.data() + (p - off), e - p);
+      auto& v = n->chunks[c];
+      uint64_t want = std::max<uint64_t>(round4k(e - c), v.size());
+      n->attr.blocks += (want - v.size()) / 512;
+      if (b != built.end() && b->c == c && e - c >= v.size()) {
+        replaced.push_back(std::exchange(v, std::move(b->v)));
+      } else {
+        v.resize(want);
+        std::memcpy(v.data() + (p - c), data.data() + (p - off), e - p);
+      }
+      if (b != built.end() && b->c == c) ++b;
       p = e;
     }
     n->attr.size = std::max(n->attr.size, off + len);
-    bio.done = len;
     return {};
   }
 
@@ -503,8 +543,8 @@ class MemFs final : public vfs::Filesystem {
     }
   }
 
-  // Makes every chunk over [off, off + len) hold the bytes up to the range end.
-  Status allocate(Inode* n, uint64_t off, uint64_t len) {
+  // The bytes the chunks over [off, off + len) must grow by to hold the range.
+  uint64_t growth(const Inode* n, uint64_t off, uint64_t len) const {
     uint64_t need = 0;
     for (uint64_t p = off; p < off + len;) {
       uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk);
@@ -513,7 +553,12 @@ class MemFs final : public vfs::Filesystem {
       if (round4k(e - c) > have) need += round4k(e - c) - have;
       p = e;
     }
-    TRY(charge(need));
+    return need;
+  }
+
+  // Makes every chunk over [off, off + len) hold the bytes up to the range end.
+  Status allocate(Inode* n, uint64_t off, uint64_t len) {
+    TRY(charge(growth(n, off, len)));
     for (uint64_t p = off; p < off + len;) {
       uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk);
       auto& v = n->chunks[c];
