@@ -243,6 +243,43 @@ TEST(Coherence, SequentialDataWrittenBackInRuns_ReservedOncePerWrite) {
   EXPECT_EQ(k.backing(Vfs::ino(*a), base, data.size()), data);
 }
 
+// A 1 MiB write() from a buffer at an odd page offset reaches the VFS as a piece of
+// 1 MiB - n bytes and one of n (FUSE pins at most 256 pages per request). Once the
+// run streams, the short piece streams too: cached, it would first read back the
+// granule the long piece had just streamed (a READ round trip per write() on a
+// cluster mount) and write it again later. Its bytes lie in the last page the long
+// piece reserved, so it reserves nothing (another round trip).
+TEST(Coherence, StreamedWriteSplitInTwo_TailStreamsWithoutReadingBack) {
+  CacheConfig cc = lazy();
+  cc.stream_after = 1 << 20;
+  Cluster k(2, cc);
+  VnodeRef a = MUST(k.vfs[0]->mknod(*k.root[0], "f", 0644 | S_IFREG, 0, {}));
+  std::string want;
+  const uint64_t n = 1808;  // the buffer's offset in its first page
+  uint64_t r0 = 0;
+  for (int i = 0; i < 12; ++i) {
+    std::string d = pattern(char('a' + i), 1 << 20, i);
+    MUST(k.vfs[0]->write(*a, want.size(), B(d.substr(0, d.size() - n)), false));
+    MUST(k.vfs[0]->write(*a, want.size() + d.size() - n, B(d.substr(d.size() - n)), false));
+    want += d;
+    if (i == 0) r0 = k.cfs[0]->reserves.load();
+  }
+  EXPECT_EQ(k.cfs[0]->strategy_reads.load(), 0u) << "nothing read back while writing";
+  EXPECT_EQ(k.vfs[0]->stats().streamed, 2u * 11) << "both pieces of each write past 1 MiB";
+  EXPECT_EQ(k.cfs[0]->reserves.load() - r0, 11u) << "one reservation per streamed write()";
+  EXPECT_EQ(k.size(0, *a), want.size());
+  // What streamed is on the home node at once; the other client reads all of it.
+  EXPECT_TRUE(k.backing(Vfs::ino(*a), 4 << 20, 1 << 20) == want.substr(4 << 20, 1 << 20));
+  VnodeRef b = MUST(k.vfs[1]->lookup(*k.root[1], "f"));
+  EXPECT_TRUE(k.read(1, *b, 0, want.size() + 10) == want);
+  // A short write that does not start where the streamed one ended is cached as ever.
+  uint64_t s0 = k.vfs[0]->stats().streamed;
+  MUST(k.vfs[0]->write(*a, 5, B("xyz"), false));
+  EXPECT_EQ(k.vfs[0]->stats().streamed, s0);
+  want.replace(5, 3, "xyz");
+  EXPECT_TRUE(k.read(1, *b, 0, want.size()) == want);
+}
+
 TEST(Coherence, NamespaceChangesSeenAtOnce) {
   Cluster k(2);
   EXPECT_EQ(k.vfs[1]->lookup(*k.root[1], "n").error().code(), ENOENT);

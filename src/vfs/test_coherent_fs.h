@@ -238,14 +238,15 @@ class CoherentFs final : public Filesystem {
     return in_.readdir(d, a, f);
   }
   Status strategy(Ino i, Bio& b) override {
-    if (b.op == Bio::Op::kWrite) strategy_writes.fetch_add(1, std::memory_order_relaxed);
+    (b.op == Bio::Op::kWrite ? strategy_writes : strategy_reads)
+        .fetch_add(1, std::memory_order_relaxed);
     return in_.strategy(i, b);
   }
   Status reserve(Ino i, uint64_t o, uint64_t l) override {
     reserves.fetch_add(1, std::memory_order_relaxed);
     return in_.reserve(i, o, l);
   }
-  std::atomic<uint64_t> strategy_writes{0}, reserves{0};  // calls, for tests that count
+  std::atomic<uint64_t> strategy_writes{0}, strategy_reads{0}, reserves{0};  // calls, for tests
   Result<StatFs> statfs() override { return in_.statfs(); }
   Status fallocate(Ino i, int m, uint64_t o, uint64_t l) override {
     return in_.fallocate(i, m, o, l);

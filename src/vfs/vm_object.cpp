@@ -29,8 +29,9 @@
 // where the run has got to) passes CacheConfig::stream_after bytes, each further
 // write of at least a granule whose granules hold nothing cached goes straight to the
 // filesystem, like a write-around (streams_from). Its data is then read from the
-// filesystem like any uncached data; small writes, writes into cached ranges and the
-// run's first bytes are cached as before. For a coherent filesystem the write still
+// filesystem like any uncached data; small writes (but the short rest of a streamed
+// write() that starts where it ended), writes into cached ranges and the run's first
+// bytes are cached as before. For a coherent filesystem the write still
 // holds its states (EXCLUSIVE over its granules): the cluster client's strategy write
 // is pipelined, and everything that makes the data visible elsewhere (a revocation's
 // ack, a read, fsync) waits for it.
@@ -258,6 +259,7 @@ bool clip(E& e, uint64_t keep) {
 
 void VmObject::cut(uint64_t a, uint64_t b) {
   if (a >= b) return;
+  stream_rlo_ = stream_rhi_ = 0;  // a truncate or punch may have freed that reservation
   auto it = exts_.lower_bound(a);
   if (it != exts_.begin()) {
     auto p = std::prev(it);
@@ -441,9 +443,15 @@ uint64_t VmObject::streams_from(uint64_t off, uint64_t end) {
   constexpr uint64_t kReorder = 8 << 20;
   std::lock_guard l(mu_);
   bool continues = stream_len_ && off + kReorder >= stream_end_ && off <= stream_end_ + kReorder;
+  // A short write right where a streaming write ended is the rest of that write()
+  // (a buffer at an odd page offset comes as a 1 MiB - n piece and an n-byte one):
+  // cached, it would fetch its granule's old bytes, which the piece before has just
+  // streamed — a READ round trip per write() on a coherent mount. It streams too.
+  bool tail = stream_live_ && off == stream_end_;
   stream_len_ = continues ? stream_len_ + (end - off) : end - off;
   stream_end_ = continues ? std::max(stream_end_, end) : end;
-  if (stream_len_ <= cache_.config.stream_after || end - off < kGranule) return end;
+  stream_live_ = false;
+  if (stream_len_ <= cache_.config.stream_after || (end - off < kGranule && !tail)) return end;
   // Pieces of one write() start anywhere (a user buffer's page offset shifts them), so
   // the granule a write starts in may hold the cached tail of the run's last cached
   // write: that granule goes through the cache, the rest streams. Nothing else may be
@@ -455,6 +463,7 @@ uint64_t VmObject::streams_from(uint64_t off, uint64_t end) {
   if (it != exts_.begin()) --it;
   for (; it != exts_.end() && it->first < up(end); ++it)
     if (it->first + it->second.span > down(from)) return end;
+  stream_live_ = true;
   return from;
 }
 
@@ -467,8 +476,20 @@ Result<size_t> VmObject::write_locked(uint64_t off, std::span<const std::byte> i
     // The write holds the streamed granules whole and nothing of them is cached, so
     // nobody here can see their old bytes; the cached head goes first, below.
     auto stream = [&]() -> Status {
-      uint64_t ra = end & ~uint64_t{4095};
-      TRY(fs_.reserve(ino_, ra, round4k(whole) - ra));
+      // The short rest of a write() lies in the last page the piece before it
+      // reserved: no second reservation (for the cluster client, a round trip).
+      uint64_t ra = end & ~uint64_t{4095}, rb = round4k(whole);
+      bool reserved;
+      {
+        std::lock_guard l(mu_);
+        reserved = ra >= stream_rlo_ && rb <= stream_rhi_;
+      }
+      if (!reserved) {
+        TRY(fs_.reserve(ino_, ra, rb - ra));
+        std::lock_guard l(mu_);
+        stream_rlo_ = ra;
+        stream_rhi_ = rb;
+      }
       return write_through(end, in.subspan(end - off), cache_.streamed);
     };
     if (end == off) {

@@ -193,6 +193,8 @@ class VmObject : private ccms::Owner {
   uint64_t size_;
   uint64_t ndirty_ = 0;
   uint64_t stream_end_ = 0, stream_len_ = 0;  // the run of back-to-back writes
+  bool stream_live_ = false;                  // the run's last write streamed
+  uint64_t stream_rlo_ = 0, stream_rhi_ = 0;  // what it reserved (cut() forgets)
   bool times_dirty_ = false;
   timespec mtime_{};
   // Coherent only (under mu_): the cached size must be refetched (the attribute token
