@@ -56,6 +56,9 @@ struct Entry {
 struct Inode {
   Attr attr;
   std::map<uint64_t, std::vector<std::byte>> chunks;  // regular files
+  // Space reserved past a chunk's data (reserve()): charged and counted in blocks,
+  // allocated only when written. Data + reservation never exceed a chunk.
+  std::map<uint64_t, uint64_t> resv;
   std::map<std::string, Entry, std::less<>> names;    // directories
   std::map<uint64_t, std::string> by_cookie;
   uint64_t next_cookie = 3;
@@ -349,7 +352,7 @@ class MemFs final : public vfs::Filesystem {
       uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk);
       auto& v = n->chunks[c];
       uint64_t want = std::max<uint64_t>(round4k(e - c), v.size());
-      n->attr.blocks += (want - v.size()) / 512;
+      grow(n, c, v.size(), want);
       if (b != built.end() && b->c == c && e - c >= v.size()) {
         replaced.push_back(std::exchange(v, std::move(b->v)));
       } else {
@@ -363,10 +366,22 @@ class MemFs final : public vfs::Filesystem {
     return {};
   }
 
+  // Charges the space and remembers it per chunk; nothing is allocated (or zeroed)
+  // until a write lands there.
   Status reserve(Ino ino, uint64_t off, uint64_t len) override {
     std::lock_guard g(mu_);
     Inode* n = TRY(inode(ino));
-    return allocate(n, off, len);
+    TRY(charge(growth(n, off, len)));
+    for (uint64_t p = off; p < off + len;) {
+      uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk);
+      uint64_t held = chunk_size(n, c) + reserved(n, c);
+      if (round4k(e - c) > held) {
+        n->resv[c] += round4k(e - c) - held;
+        n->attr.blocks += (round4k(e - c) - held) / 512;
+      }
+      p = e;
+    }
+    return {};
   }
 
   Result<vfs::StatFs> statfs() override {
@@ -543,17 +558,36 @@ class MemFs final : public vfs::Filesystem {
     }
   }
 
-  // The bytes the chunks over [off, off + len) must grow by to hold the range.
+  static uint64_t chunk_size(const Inode* n, uint64_t c) {
+    auto it = n->chunks.find(c);
+    return it == n->chunks.end() ? 0 : it->second.size();
+  }
+  static uint64_t reserved(const Inode* n, uint64_t c) {
+    auto it = n->resv.find(c);
+    return it == n->resv.end() ? 0 : it->second;
+  }
+
+  // The bytes not yet charged that the chunks over [off, off + len) need to hold the
+  // range (what they hold or have reserved is charged already).
   uint64_t growth(const Inode* n, uint64_t off, uint64_t len) const {
     uint64_t need = 0;
     for (uint64_t p = off; p < off + len;) {
       uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk);
-      auto it = n->chunks.find(c);
-      uint64_t have = it == n->chunks.end() ? 0 : it->second.size();
+      uint64_t have = chunk_size(n, c) + reserved(n, c);
       if (round4k(e - c) > have) need += round4k(e - c) - have;
       p = e;
     }
     return need;
+  }
+  // Chunk c's data grows from `from` to `to` bytes, using its reservation first (the
+  // rest was charged through growth()).
+  static void grow(Inode* n, uint64_t c, uint64_t from, uint64_t to) {
+    uint64_t add = to - from, take = 0;
+    if (auto r = n->resv.find(c); r != n->resv.end()) {
+      take = std::min(r->second, add);
+      if ((r->second -= take) == 0) n->resv.erase(r);
+    }
+    n->attr.blocks += (add - take) / 512;
   }
 
   // Makes every chunk over [off, off + len) hold the bytes up to the range end.
@@ -563,7 +597,7 @@ class MemFs final : public vfs::Filesystem {
       uint64_t c = p & ~(kChunk - 1), e = std::min(off + len, c + kChunk);
       auto& v = n->chunks[c];
       if (round4k(e - c) > v.size()) {
-        n->attr.blocks += (round4k(e - c) - v.size()) / 512;
+        grow(n, c, v.size(), round4k(e - c));
         v.resize(round4k(e - c));
       }
       p = e;
@@ -575,7 +609,13 @@ class MemFs final : public vfs::Filesystem {
     n->attr.blocks -= it->second.size() / 512;
     it = n->chunks.erase(it);
   }
+  void unreserve(Inode* n, std::map<uint64_t, uint64_t>::iterator& it) {
+    used_ -= it->second;
+    n->attr.blocks -= it->second / 512;
+    it = n->resv.erase(it);
+  }
   void truncate(Inode* n, uint64_t size) {
+    for (auto it = n->resv.lower_bound(size); it != n->resv.end();) unreserve(n, it);
     for (auto it = n->chunks.lower_bound(size & ~(kChunk - 1)); it != n->chunks.end();) {
       if (it->first >= size) {
         free_chunk(n, it);
@@ -590,6 +630,8 @@ class MemFs final : public vfs::Filesystem {
   }
   void punch(Inode* n, uint64_t off, uint64_t len) {
     uint64_t end = off + len;
+    for (auto it = n->resv.lower_bound(off); it != n->resv.end() && it->first + kChunk <= end;)
+      unreserve(n, it);
     for (auto it = n->chunks.lower_bound(off & ~(kChunk - 1));
          it != n->chunks.end() && it->first < end;) {
       uint64_t c = it->first;

@@ -60,14 +60,15 @@ std::string random_bytes(std::mt19937_64& rng, size_t n) {
 
 // Every write size and alignment against chunk bounds (64 KiB): whole chunks built
 // apart and swapped in, partial first and last chunks, overwrites of longer chunks,
-// writes into holes; with truncates and punches between. The file must read as the
+// writes into holes and into reserved space; with truncates, punches and
+// reservations between. The file must read as the
 // model, and the space charged must be what the file's blocks say.
 TEST_F(MemfsData, Model_RandomWritesTruncatesPunches) {
   std::mt19937_64 rng(7);
   std::string model;
   const uint64_t span = 1 << 20, chunk = 64 << 10;
   for (int step = 0; step < 600; ++step) {
-    int what = int(rng() % 10);
+    int what = int(rng() % 12);
     if (what < 7) {
       uint64_t off = rng() % span;
       if (rng() % 2) off &= ~(chunk - 1);  // half start at a chunk boundary
@@ -84,13 +85,16 @@ TEST_F(MemfsData, Model_RandomWritesTruncatesPunches) {
       set.size = size;
       ASSERT_TRUE(fs->setattr(ino, set).ok());
       model.resize(size, '\0');
-    } else {
+    } else if (what < 10) {
       uint64_t off = rng() % span, len = 1 + rng() % (2 * chunk);
       ASSERT_TRUE(fs->fallocate(ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len).ok());
       if (off < model.size()) {
         uint64_t end = std::min<uint64_t>(off + len, model.size());
         std::fill(model.begin() + off, model.begin() + end, '\0');
       }
+    } else {  // space for a later write: charged, counted in blocks, reads as before
+      uint64_t off = rng() % span, len = 1 + rng() % (3 * chunk);
+      ASSERT_TRUE(fs->reserve(ino, off, len).ok());
     }
     auto a = fs->getattr(ino).value();
     ASSERT_EQ(a.size, model.size()) << "step " << step;
@@ -117,6 +121,18 @@ TEST_F(MemfsData, WriteOverLimit_FailsWithoutChangingTheFile) {
   EXPECT_EQ(used(), before);
   EXPECT_EQ(fs->getattr(ino).value().size, old.size());
   EXPECT_EQ(read(0, 4 << 20), old);
+  // The same for a reservation; one that fits is charged once, however often made,
+  // and writing there charges nothing more.
+  st = fs->reserve(ino, 1 << 20, 70 << 20);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code(), ENOSPC);
+  EXPECT_EQ(used(), before);
+  ASSERT_TRUE(fs->reserve(ino, 8 << 20, 1 << 20).ok());
+  ASSERT_TRUE(fs->reserve(ino, 8 << 20, 1 << 20).ok());
+  EXPECT_EQ(used(), before + (1 << 20));
+  ASSERT_TRUE(write(8 << 20, random_bytes(rng, 1 << 20)).ok());
+  EXPECT_EQ(used(), before + (1 << 20));
+  EXPECT_EQ(fs->getattr(ino).value().blocks * 512, used());
 }
 
 // Writers of disjoint ranges of one file on several threads (what a cluster server
