@@ -43,9 +43,9 @@ for m in ma mb; do
   for _ in $(seq 100); do mountpoint -q "$tmp/$m" && break; sleep 0.1; done
 done
 
-python3 - "$tmp/ma" "$tmp/mb" <<'PY'
-import os, socket, statistics, sys, threading, time
-a, b = sys.argv[1], sys.argv[2]
+python3 - "$tmp/ma" "$tmp/mb" "$dfly" "$tmp/serve.sock" <<'PY'
+import json, os, socket, statistics, subprocess, sys, threading, time
+a, b, dfly, serve_sock = sys.argv[1:5]
 
 def line(name, value, unit, base, base_value, ratio):
     print(f"dfly-bench name={name} value={value:.1f} unit={unit} baseline={base} "
@@ -134,13 +134,37 @@ def two_clients():
     os.unlink(os.path.join(a, "two"))
     return t
 for _ in range(3): one_client(); two_clients()
+# Context on stderr: how many CPUs one client keeps busy (two clients can be at most
+# ncpu / that much faster), and the home node's revocations while two clients write
+# (range granularity: none).
+def cpu_ticks():
+    v = list(map(int, open("/proc/stat").readline().split()[1:]))
+    return sum(v), v[3] + v[4]
+def revokes():
+    r = subprocess.run([dfly, "cluster", "status", "--control", serve_sock, "--json"],
+                       capture_output=True, text=True)
+    try: return json.loads(r.stdout)[0]["home"]["revokes_sent"]
+    except (ValueError, KeyError, IndexError): return None
 ones, twos = [], []
+busy = total = 0
+revoked = 0
 for i in range(6):  # alternating which case goes first (each disturbs the next)
-    if i % 2: twos.append(two_clients()); ones.append(one_client())
-    else: ones.append(one_client()); twos.append(two_clients())
+    for case in ((two_clients, one_client) if i % 2 else (one_client, two_clients)):
+        t0, r0 = cpu_ticks(), revokes() if case is two_clients else None
+        (ones if case is one_client else twos).append(case())
+        t1 = cpu_ticks()
+        if case is one_client:
+            total += t1[0] - t0[0]; busy += (t1[0] - t0[0]) - (t1[1] - t0[1])
+        elif r0 is not None and (r1 := revokes()) is not None:
+            revoked += r1 - r0
 one, two = statistics.median(ones), statistics.median(twos)
 mb = size / (1 << 20)
 line("cluster_disjoint_writers", mb / two, "MiB/s", "one_client", mb / one, one / two)
+ncpu = os.cpu_count() or 1
+cpus = ncpu * busy / max(total, 1)
+print(f"cluster_bench: one writer keeps {cpus:.2f} of {ncpu} CPUs busy (two can be at most "
+      f"~{ncpu / max(cpus, 0.01):.2f}x faster here); revocations while two wrote: {revoked}",
+      file=sys.stderr, flush=True)
 PY
 
 grep -qw nfsd /proc/filesystems ||

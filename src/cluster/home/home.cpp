@@ -23,16 +23,20 @@
 // that overlaps R. While it is not ready, each conflicting remote holder h gets ONE
 // revoke for the hull of its conflicting bytes within R: to SHARED if w is SHARED
 // (h keeps reading), else to INVALID. A writer's revoke also takes h's conflicting
-// bytes within max_widen_exclusive of R (inside D): the same message, and the next
-// writes of a sequential writer need none (after a whole-file holder, e.g. the client
-// that created the file with O_TRUNC, every write of a second writer otherwise cost a
-// revoke). Only holders that conflict within R are revoked at all. When h acks, its
-// record is lowered and the queue is pumped again. The grant then covers the widest
-// interval of D around R that touches no conflicting holder, no other queued request
-// and none of c's outstanding revokes (widening is free, so it never costs anyone a
-// revoke: GPFS's required/desired ranges, trimmed at the first conflict so strided
-// writers do not ping-pong whole files as with Lustre's extents), capped at max_widen
-// bytes beyond R on each side, and at max_widen_exclusive for EXCLUSIVE and MODIFIED.
+// bytes within max_widen_exclusive of R (inside D), and all of a conflicting piece
+// there that runs to the end of D (of the file's data): the same message, and the
+// next writes of a sequential writer need none. (After a holder of [x, end of file)
+// — the client that created the file with O_TRUNC or set its size, or a reader — a
+// second writer otherwise paid one revoke per max_widen_exclusive it wrote.) An
+// active writer's pieces are capped grants and keep the bound, so no one loses a
+// region it is writing to someone else's write nearby. Only holders that conflict
+// within R are revoked at all. When h acks, its record is lowered and the queue is
+// pumped again. The grant then covers the widest interval of D around R that touches
+// no conflicting holder, no other queued request and none of c's outstanding revokes
+// (widening is free, so it never costs anyone a revoke: GPFS's required/desired
+// ranges, trimmed at the first conflict so strided writers do not ping-pong whole
+// files as with Lustre's extents), capped at max_widen bytes beyond R on each side,
+// and at max_widen_exclusive for EXCLUSIVE and MODIFIED.
 // Widening is free for the grantee but not for the next writer: were a writer's grant
 // the whole file, every request of a second writer elsewhere in it would revoke the
 // first writer's state over exactly its required range, one round trip per write
@@ -443,7 +447,8 @@ bool HomeNode::try_grant(Ino ino, Inode& in, std::list<Request>::iterator q) {
       for (const RangeMap::Seg& s : map.overlapping(ext)) {
         if (compatible(s.state, rq.want)) continue;
         lo = std::min(lo, std::max(s.beg, ext.beg));
-        hi = std::max(hi, std::min(s.end, ext.end));
+        // A piece that runs to the end of D goes whole (see "Granting").
+        hi = std::max(hi, s.end >= rq.desired.end ? rq.desired.end : std::min(s.end, ext.end));
       }
     }
     to_revoke.push_back({h, {lo, hi}});

@@ -240,6 +240,34 @@ TEST_F(HomeTest, ExclusiveWidening_Capped_DisjointWritersNeverMeet) {
   EXPECT_EQ(out.grants.back().r.end, kEnd) << "reads widen to the end of the file";
 }
 
+// A second writer after a holder of [x, end of file) (the client that created the
+// file with O_TRUNC or set its size): its first revoke takes the holder's state from
+// its neighbourhood to the end, so a sequential writer revokes nothing after that
+// (it revoked once per max_widen_exclusive it wrote).
+TEST_F(HomeTest, WriterAfterHolderToEndOfFile_OneRevokeForAWholeRun) {
+  get(1, 1, {0, kEnd}, E);
+  ASSERT_EQ(out.grants.size(), 1u);
+  const uint64_t base = 128ull << 20, mib = 1 << 20;
+  for (uint64_t i = 0; i < 64; ++i) {
+    home.acquire(2, 100 + i, 7, {base + i * mib, base + (i + 1) * mib}, Range::all(), E, 0);
+    for (size_t k = 0; k < out.revokes.size(); ++k) home.revoke_ack(1, out.revokes[k].id, 0);
+    ASSERT_EQ(held(2, base + i * mib), E) << "write " << i;
+  }
+  ASSERT_EQ(out.revokes.size(), 1u) << "one revoke for the whole run";
+  EXPECT_EQ(out.revokes[0].r, (Range{base - (16 << 20), kEnd}));
+  EXPECT_EQ(held(1, base - (16 << 20) - 1), E) << "what lies before stays the holder's";
+  // The writer's first grant widened back over what the revoke took: the holder,
+  // writing its own part up to there, takes that back with one revoke, which leaves
+  // the writer the rest of its run.
+  home.acquire(1, 2, 7, {base - mib, base}, Range::all(), E, 0);
+  ASSERT_EQ(out.revokes.size(), 2u);
+  EXPECT_EQ(out.revokes[1].c, 2u);
+  EXPECT_EQ(out.revokes[1].r, (Range{base - (16 << 20), base + (16 << 20)}));
+  home.revoke_ack(2, out.revokes[1].id, 0);
+  EXPECT_EQ(held(1, base - 1), E);
+  EXPECT_EQ(held(2, base + 63 * mib), E) << "the writer keeps where it is writing";
+}
+
 TEST_F(HomeTest, Fifo_QueuedWriterNotStarvedByLaterReaders) {
   get(1, 10, {0, 10}, S);
   get(2, 20, {0, 10}, E);  // needs client 1 out
