@@ -6,7 +6,10 @@
 // resumes correctly across changes ("." is 1, ".." is 2). A file's data is a map of
 // 64 KiB chunks, each holding a 4 KiB multiple of bytes; a missing chunk or the tail
 // beyond a chunk's bytes is a hole and reads as zeros. Bytes past the size are kept
-// zero (truncate clears them) so growing a file exposes no old data.
+// zero (truncate clears them) so growing a file exposes no old data. Space is
+// charged per 4 KiB a chunk holds, or has reserved (reserve(): charged and counted
+// in st_blocks, allocated by the write that lands there, returned by truncate and
+// punch), so st_blocks * 512 is always what the file is charged.
 //
 // nlink follows POSIX: files count their names; directories 2 + subdirectories. An
 // inode whose nlink reaches 0 stays until the VFS forgets it (open files).
@@ -59,7 +62,7 @@ struct Inode {
   // Space reserved past a chunk's data (reserve()): charged and counted in blocks,
   // allocated only when written. Data + reservation never exceed a chunk.
   std::map<uint64_t, uint64_t> resv;
-  std::map<std::string, Entry, std::less<>> names;    // directories
+  std::map<std::string, Entry, std::less<>> names;  // directories
   std::map<uint64_t, std::string> by_cookie;
   uint64_t next_cookie = 3;
   Ino parent = 0;
