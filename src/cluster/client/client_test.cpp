@@ -14,6 +14,7 @@
 
 #include "cluster/client/client.h"
 #include "cluster/server/server.h"
+#include "cluster/transport/endpoint.h"
 #include "memfs/memfs.h"
 #include "vfs/vfs.h"
 
@@ -233,6 +234,41 @@ TEST_F(ClusterClientTest, FsyncAfterRevokeAck) {
 
 // Write-behind: many WRITEs in flight, then operations that must come after them on
 // the server (truncate, a read on the same node after eviction, another node's read).
+// A client that names bytes past the largest file size (or whose offset + length
+// wraps around) gets EFBIG and changes nothing; its connection and everyone else's
+// carry on. Well-behaved clients never send these (their VFS says EFBIG first).
+TEST_F(ClusterClientTest, RangesPastTheLargestFile_EFBIG) {
+  vfs::VnodeRef fa, fb;
+  make_file("big", fa, fb);
+  const uint64_t ino = vfs::Vfs::ino(*fa);
+  transport::ClientOptions co;
+  co.secret = kSecret;
+  auto c = transport::connect("127.0.0.1", server_->port(), co);
+  ASSERT_TRUE(c.ok()) << c.error().to_string();
+  (*c)->start(nullptr);
+  auto code = [](const auto& r) { return r.ok() ? 0 : r.error().code(); };
+  proto::Write w{ino, vfs::kDataEnd - 10, {}};
+  w.data.assign(100, std::byte{7});
+  EXPECT_EQ(code((*c)->call(w)), EFBIG);
+  w.off = UINT64_MAX - 5;  // off + len wraps
+  EXPECT_EQ(code((*c)->call(w)), EFBIG);
+  EXPECT_EQ(code((*c)->call(proto::Reserve{ino, 1ull << 62, 4096})), EFBIG);
+  EXPECT_EQ(code((*c)->call(proto::Reserve{ino, 4096, UINT64_MAX})), EFBIG);
+  EXPECT_EQ(code((*c)->call(proto::Fallocate{ino, 0, vfs::kDataEnd, 1})), EFBIG);
+  proto::Setattr sa;
+  sa.ino = ino;
+  sa.valid = vfs::SetAttr::kSize;
+  sa.size = vfs::kDataEnd + 1;
+  EXPECT_EQ(code((*c)->call(sa)), EFBIG);
+  auto attr = (*c)->call(proto::Getattr{ino});
+  ASSERT_TRUE(attr.ok());
+  EXPECT_EQ(attr->attr.size, 0u) << "nothing of it landed";
+  // Up to the limit is fine.
+  w.off = vfs::kDataEnd - 100;
+  EXPECT_EQ(code((*c)->call(w)), 0);
+  EXPECT_EQ(get(*b_.vfs, *fb, vfs::kDataEnd - 100, 200), std::string(100, '\x07'));
+}
+
 TEST_F(ClusterClientTest, WriteBehindKeepsOrder) {
   vfs::VnodeRef fa, fb;
   make_file("wb", fa, fb);

@@ -466,10 +466,21 @@ void reply_status(transport::Incoming& in, const Status& st) {
   }
 }
 
+// The byte ranges a client writes, reserves, allocates or truncates to must end by
+// vfs::kDataEnd, the largest file size any dfly VFS handles (as a local write past it
+// is EFBIG there): a hostile offset would otherwise wrap around in the filesystem or
+// make a file no other client can represent.
+Status check_range(uint64_t off, uint64_t len) {
+  if (off > vfs::kDataEnd || len > vfs::kDataEnd - off)
+    return Error(EFBIG, "cluster: byte range past the largest file size");
+  return Ok{};
+}
+
 }  // namespace
 
 void Server::Impl::write(transport::Incoming& in, vfs::Ino ino, uint64_t off,
                          std::span<const std::byte> data) {
+  if (Status st = check_range(off, data.size()); !st.ok()) return reply_status(in, st);
   vfs::Bio bio;
   bio.op = vfs::Bio::Op::kWrite;
   bio.off = off;
@@ -520,6 +531,8 @@ void Server::Impl::serve(ClientId c, transport::Incoming& in, const Req& r) {
     vfs::SetAttr s;
     s.valid = r.valid, s.mode = r.mode, s.uid = r.uid, s.gid = r.gid, s.size = r.size;
     s.atime = from_wire(r.atime), s.mtime = from_wire(r.mtime), s.ctime = from_wire(r.ctime);
+    if (s.valid & vfs::SetAttr::kSize)
+      if (Status st = check_range(s.size, 0); !st.ok()) return reply_status(in, st);
     attr_reply(fs.setattr(r.ino, s));
   } else if constexpr (std::is_same_v<Req, proto::Readdir>) {
     proto::ReaddirReply rep;
@@ -592,12 +605,14 @@ void Server::Impl::serve(ClientId c, transport::Incoming& in, const Req& r) {
   } else if constexpr (std::is_same_v<Req, proto::Removexattr>) {
     reply_status(in, fs.removexattr(r.ino, std::string_view(r.name)));
   } else if constexpr (std::is_same_v<Req, proto::Fallocate>) {
-    reply_status(in, fs.fallocate(r.ino, r.mode, r.off, r.len));
+    Status st = check_range(r.off, r.len);
+    reply_status(in, st.ok() ? fs.fallocate(r.ino, r.mode, r.off, r.len) : st);
   } else if constexpr (std::is_same_v<Req, proto::Seek>) {
     auto o = fs.seek_data(r.ino, r.off, r.whence);
     if (reply_or_error(in, o)) in.reply(proto::SeekReply{*o});
   } else if constexpr (std::is_same_v<Req, proto::Reserve>) {
-    reply_status(in, fs.reserve(r.ino, r.off, r.len));
+    Status st = check_range(r.off, r.len);
+    reply_status(in, st.ok() ? fs.reserve(r.ino, r.off, r.len) : st);
   } else if constexpr (std::is_same_v<Req, proto::Forget>) {
     std::vector<vfs::Ino> gone;
     {
