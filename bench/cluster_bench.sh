@@ -136,7 +136,8 @@ def two_clients():
 for _ in range(3): one_client(); two_clients()
 # Context on stderr: how many CPUs one client keeps busy (two clients can be at most
 # ncpu / that much faster), and the home node's revocations while two clients write
-# (range granularity: none).
+# (range granularity: a few per round — the attribute token and the first writes
+# near the other writer's half — not one per write).
 def cpu_ticks():
     v = list(map(int, open("/proc/stat").readline().split()[1:]))
     return sum(v), v[3] + v[4]

@@ -531,8 +531,8 @@ void Server::Impl::serve(ClientId c, transport::Incoming& in, const Req& r) {
     vfs::SetAttr s;
     s.valid = r.valid, s.mode = r.mode, s.uid = r.uid, s.gid = r.gid, s.size = r.size;
     s.atime = from_wire(r.atime), s.mtime = from_wire(r.mtime), s.ctime = from_wire(r.ctime);
-    if (s.valid & vfs::SetAttr::kSize)
-      if (Status st = check_range(s.size, 0); !st.ok()) return reply_status(in, st);
+    Status st = s.valid & vfs::SetAttr::kSize ? check_range(s.size, 0) : Ok{};
+    if (!st.ok()) return reply_status(in, st);
     attr_reply(fs.setattr(r.ino, s));
   } else if constexpr (std::is_same_v<Req, proto::Readdir>) {
     proto::ReaddirReply rep;
