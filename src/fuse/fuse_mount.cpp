@@ -37,10 +37,14 @@
 #include <fuse3/fuse_lowlevel.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <vector>
+
+#include "fuse/deferred_stores.h"
+#include "fuse/init_flags.h"
 
 namespace dfly::fuse {
 
@@ -56,6 +60,9 @@ class FuseMount::Session final : public vfs::KernelHooks {
   VnodeRef root;
   MountOptions opt;
   vfs::CachePolicy policy;
+  // Shared mappings of direct-I/O opens (coherent mounts open everything that way).
+  InitFlags init{kInitDirectIoAllowMmap};
+  std::unique_ptr<DeferredStores> deferred;  // while run() serves
 
   fuse_ino_t nodeid(Vnode& vp) {
     return &vp == root.get() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(&vp);
@@ -136,13 +143,30 @@ void reply_status(fuse_req_t req, const Status& s) {
   fuse_reply_err(req, s.ok() ? 0 : s.error().code());
 }
 
-void op_init(void*, fuse_conn_info* conn) {
+// The session's reads and writes of /dev/fuse, as libfuse's own but for InitFlags.
+ssize_t io_read(int fd, void* buf, size_t len, void* ud) {
+  ssize_t n = ::read(fd, buf, len);
+  if (n > 0) static_cast<FuseMount::Session*>(ud)->init.on_read(buf, static_cast<size_t>(n));
+  return n;
+}
+
+ssize_t io_writev(int fd, iovec* iov, int count, void* ud) {
+  static_cast<FuseMount::Session*>(ud)->init.on_reply(iov, count);
+  return ::writev(fd, iov, count);
+}
+
+void op_init(void* ud, fuse_conn_info* conn) {
+  const vfs::CachePolicy& p = static_cast<FuseMount::Session*>(ud)->policy;
   // The kernel keeps our pages across opens (we are the only path to the data).
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   // 1 MiB requests (the kernel's limit with max_pages): a large write() is one round
   // trip and one range lock instead of eight.
   conn->max_write = 1u << 20;
-  conn->max_readahead = 1u << 20;
+  // Without the page cache for file data, only shared mappings fill it, one page per
+  // fault: no kernel READ then locks pages across two granules, one of which a
+  // revocation is dropping while the other waits for the home node (coherent
+  // filesystems; see the theory of operation above).
+  conn->max_readahead = p.kernel_data_cache ? 1u << 20 : 0;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 }
 
@@ -178,6 +202,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* st, int to_set, fus
   if (to_set & FUSE_SET_ATTR_GID) s.valid |= SetAttr::kGid, s.gid = st->st_gid;
   if (to_set & FUSE_SET_ATTR_SIZE) {
     if (st->st_size < 0) return void(fuse_reply_err(req, EINVAL));
+    if (Status d = S(req).deferred->drain(node(req, ino), 0, 0); !d.ok())
+      return reply_err(req, d.error());
     s.valid |= SetAttr::kSize;
     s.size = static_cast<uint64_t>(st->st_size);
   }
@@ -277,27 +303,68 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
   thread_local std::vector<std::byte> buf;
   if (off < 0) return void(fuse_reply_err(req, EINVAL));
   if (buf.size() < size) buf.resize(size);
-  auto n = S(req).vfs->read(node(req, ino), static_cast<uint64_t>(off), {buf.data(), size});
+  Vnode& vp = node(req, ino);
+  auto kept = S(req).deferred->copy(vp, static_cast<uint64_t>(off), size);  // before the read
+  auto n = S(req).vfs->read(vp, static_cast<uint64_t>(off), {buf.data(), size});
   if (!n.ok()) return reply_err(req, n.error());
-  fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *n);
+  size_t got = *n;
+  if (!kept.empty())
+    DeferredStores::overlay(kept, static_cast<uint64_t>(off), {buf.data(), size}, &got);
+  fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), got);
 }
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off,
               fuse_file_info* fi) {
   if (off < 0) return void(fuse_reply_err(req, EINVAL));
-  auto n = S(req).vfs->write(node(req, ino), static_cast<uint64_t>(off),
-                             {reinterpret_cast<const std::byte*>(data), size},
-                             (fi->flags & O_APPEND) != 0);
+  Vfs& v = *S(req).vfs;
+  DeferredStores& d = *S(req).deferred;
+  Vnode& vp = node(req, ino);
+  const uint64_t at = static_cast<uint64_t>(off);
+  std::span<const std::byte> in{reinterpret_cast<const std::byte*>(data), size};
+  Result<size_t> n = size_t{0};
+  if (fi->writepage) {
+    // A write-back of pages stored through a shared mapping: where the pages are,
+    // whatever the open's O_APPEND says; newer than anything kept of them. Refused
+    // while those pages are being revoked from this node: kept (deferred_stores.h).
+    d.supersede(vp, at, size);
+    n = v.write_mapped(vp, at, in);
+    if (!n.ok() && n.error().code() == EAGAIN) {
+      // What the file holds there now: the bytes that differ are the stores. (This
+      // node still holds the range until its revocation ends, so the read is served
+      // here; failing it, every byte is kept.)
+      std::vector<std::byte> base(size);
+      auto b = v.read(vp, at, base);
+      // The read may have waited for the revocation to end: then the write-back can go
+      // now, and the base may already hold another node's newer bytes.
+      n = v.write_mapped(vp, at, in);
+      if (!n.ok() && n.error().code() == EAGAIN) {
+        d.keep(
+            vp, at, in,
+            b.ok() && *b == size ? std::span<const std::byte>(base) : std::span<const std::byte>());
+        n = size;
+      }
+    }
+  } else {
+    const bool append = (fi->flags & O_APPEND) != 0;
+    if (Status k = d.drain(vp, append ? 0 : at, append ? 0 : size); !k.ok())
+      return reply_err(req, k.error());
+    n = v.write(vp, at, in, append);
+  }
   if (!n.ok()) return reply_err(req, n.error());
-  // Read-only opens of this inode may have cached the old bytes (direct_io_writers):
-  // drop them before the write returns. Only pages of kernel READs in flight can be
-  // locked here, and those never wait for this request.
-  if (S(req).policy.direct_io_writers && *n)
+  // Read-only opens and shared mappings of this inode may have cached the old bytes
+  // (direct_io_writers): drop them before the write returns. Only pages of kernel
+  // READs in flight can be locked here, and those never wait for this request. Not
+  // for a writepage: its own pages are under write-back until we answer, and they
+  // already hold what it wrote.
+  if (S(req).policy.direct_io_writers && *n && !fi->writepage)
     (void)fuse_lowlevel_notify_inval_inode(S(req).se, ino, off, static_cast<off_t>(*n));
   fuse_reply_write(req, *n);
 }
 
 void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  // Stores the kernel wrote back at close and the filesystem could not take yet.
+  if (Status k = S(req).deferred->drain(node(req, ino), 0, 0); !k.ok())
+    return reply_err(req, k.error());
   if (!S(req).policy.close_to_open) {
     fuse_reply_err(req, 0);
     return;
@@ -311,6 +378,8 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
+  if (Status k = S(req).deferred->drain(node(req, ino), 0, 0); !k.ok())
+    return reply_err(req, k.error());
   reply_status(req, S(req).vfs->fsync(node(req, ino), datasync != 0));
 }
 
@@ -389,6 +458,8 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info*) {
   if (off < 0 || len <= 0) return void(fuse_reply_err(req, EINVAL));
+  if (Status k = S(req).deferred->drain(node(req, ino), 0, 0); !k.ok())
+    return reply_err(req, k.error());
   reply_status(req, S(req).vfs->fallocate(node(req, ino), mode, static_cast<uint64_t>(off),
                                           static_cast<uint64_t>(len)));
 }
@@ -468,6 +539,13 @@ Result<std::unique_ptr<FuseMount>> FuseMount::mount(const std::string& mountpoin
     return Error(EPERM, "fuse: cannot mount " + mountpoint + " (needs /dev/fuse and rights)");
   }
   s->mounted = true;
+  static const fuse_custom_io io = {io_writev, io_read, nullptr, nullptr};
+  if (int rc = fuse_session_custom_io(s->se, &io, fuse_session_fd(s->se)); rc != 0) {
+    fuse_session_unmount(s->se);
+    fuse_session_destroy(s->se);
+    s->se = nullptr;
+    return Error(-rc, "fuse: cannot set the session's I/O");
+  }
   return std::unique_ptr<FuseMount>(new FuseMount(std::move(s)));
 }
 
@@ -483,11 +561,13 @@ Status FuseMount::run(vfs::Vfs& v) {
       return Error(EIO, "fuse: cannot install signal handlers");
   }
   v.set_kernel_hooks(s_.get());
+  s_->deferred = std::make_unique<DeferredStores>(v);
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, s_->opt.max_threads);
   fuse_loop_cfg_set_idle_threads(cfg, s_->opt.max_threads);
   int rc = fuse_session_loop_mt(s_->se, cfg);
   fuse_loop_cfg_destroy(cfg);
+  s_->deferred.reset();         // offers what it still keeps, before the final sync
   v.set_kernel_hooks(nullptr);  // waits for notifications in progress
   if (s_->opt.handle_signals) fuse_remove_signal_handlers(s_->se);
   fuse_session_unmount(s_->se);

@@ -235,7 +235,8 @@ class Filesystem {
   // may call it from several threads at once, also for overlapping ranges. r is
   // granule aligned (64 KiB) or kAttrRange. The VFS may also give states up on its
   // own (eviction of clean pages) without telling: a later lower() of them is cheap.
-  // Default: done(kModified) (this node is its own home).
+  // Default: done(kModified) (this node is its own home). in_mapped_writeback() says
+  // whether the VFS asks on behalf of a write-back of mapped pages (EAGAIN allowed).
   virtual void acquire(Ino ino, ccms::Range r, ccms::State want,
                        std::function<void(Result<ccms::State>)> done);
   // The VFS dropped its vnode for ino (it wrote back all dirty data first, unless
@@ -256,6 +257,14 @@ class Filesystem {
   // from the same node while it waits in lower() for that range.
   virtual CachePolicy cache_policy() const;
 };
+
+// True while this thread runs Vfs::write_mapped(): the kernel writing back pages a
+// process stored to through a shared mapping. The kernel's invalidation of a range
+// writes such pages back first (and waits), so a revocation dropping that range can
+// be what this write-back holds up: a coherent filesystem's acquire() may refuse it
+// with EAGAIN rather than wait for its home (which waits for that revocation); the
+// FUSE bridge then keeps the pages aside and writes them later (fuse/deferred_stores.h).
+bool in_mapped_writeback();
 
 // Coherent filesystems
 // ====================

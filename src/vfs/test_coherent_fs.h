@@ -182,11 +182,18 @@ class CoherentFs final : public Filesystem {
   void attach(CacheControl* cc) override { h_.attach(id_, cc); }
   void acquire(Ino ino, ccms::Range r, ccms::State want,
                std::function<void(Result<ccms::State>)> done) override {
+    // As the cluster client does while a revocation drops the range: the next
+    // refuse_mapped write-backs of mapped pages are refused (EAGAIN).
+    if (in_mapped_writeback() && refuse_mapped.load() > 0) {
+      refuse_mapped--;
+      return done(Error(EAGAIN, "test: refusing a mapped write-back"));
+    }
     h_.acquire(id_, ino, r, want, done);
   }
   void drop_states(Ino ino) override { h_.drop(id_, ino); }
   CachePolicy cache_policy() const override { return policy; }
   CachePolicy policy{0.0, 0.0, false};  // set before the Vfs is made
+  std::atomic<int> refuse_mapped{0};
 
   Ino root() const override { return in_.root(); }
   Result<Attr> getattr(Ino i) override { return in_.getattr(i); }

@@ -562,13 +562,31 @@ Result<size_t> Vfs::read(Vnode& vp, uint64_t off, std::span<std::byte> out) {
   return vp.vm.read(off, out);
 }
 
+namespace {
+thread_local bool tls_mapped_writeback = false;
+}  // namespace
+
 Result<size_t> Vfs::write(Vnode& vp, uint64_t off, std::span<const std::byte> in, bool append) {
   TRY(check_regular(vp));
   auto n = vp.vm.write(off, in, append);
   // (An append's offset is known only inside: it extends the file, whose attribute
-  // token changes hands on every append anyway.)
-  if (n.ok() && !append && impl_->coherent) fs_->wrote(vp.ino, off, *n);
+  // token changes hands on every append anyway. A write-back of mapped pages: those
+  // pages stay under write-back until it returns, and lowering here would have the
+  // kernel wait for exactly them.)
+  if (n.ok() && !append && impl_->coherent && !tls_mapped_writeback) fs_->wrote(vp.ino, off, *n);
   return n;
+}
+
+bool in_mapped_writeback() {
+  return tls_mapped_writeback;
+}
+
+Result<size_t> Vfs::write_mapped(Vnode& vp, uint64_t off, std::span<const std::byte> in) {
+  struct Scope {
+    Scope() { tls_mapped_writeback = true; }
+    ~Scope() { tls_mapped_writeback = false; }
+  } scope;
+  return write(vp, off, in, false);
 }
 
 Status Vfs::fsync(Vnode& vp, bool datasync) {

@@ -145,6 +145,9 @@ class Vfs {
   void release(Vnode& vp);
   Result<size_t> read(Vnode& vp, uint64_t off, std::span<std::byte> out);
   Result<size_t> write(Vnode& vp, uint64_t off, std::span<const std::byte> in, bool append);
+  // write() of pages the kernel writes back from a shared mapping (FUSE writepage):
+  // the same, with in_mapped_writeback() true for the filesystem (filesystem.h).
+  Result<size_t> write_mapped(Vnode& vp, uint64_t off, std::span<const std::byte> in);
   Status fsync(Vnode& vp, bool datasync);
   Status write_back(Vnode& vp);  // vp's dirty data to the filesystem (not durable)
   Status sync();                 // every vnode

@@ -138,6 +138,7 @@ nlohmann::json client_json(const cluster::ClientStatus& s, const std::string& ta
           {"ahead_hits", s.ahead_hits},
           {"pushes", s.pushes},
           {"downgrades", s.downgrades},
+          {"mapped_in_window", s.mapped_in_window},
           {"requests", s.requests}};
 }
 

@@ -11,11 +11,10 @@
 //     token traffic. Otherwise it sends ACQUIRE.
 //   - A REVOKE push lowers the VFS's cache (CacheControl::lower: write back MODIFIED
 //     pages, drop pages, have the kernel drop its page cache through FUSE notify),
-//     then held_, then acknowledges. With ClientConfig::kernel_cache the kernel
-//     caches file data of read-only opens (cache_policy) only while the VFS holds a
-//     state, so an ack means no stale page is left anywhere.
-//   - The revocation window (kernel_cache only; without it held_ is lowered first
-//     and the VFS once). The kernel's invalidation waits for pages locked by its
+//     then held_, then acknowledges. The kernel caches file data (shared mappings,
+//     and read-only opens with ClientConfig::kernel_cache) only while the VFS holds
+//     a state, so an ack means no stale page is left anywhere.
+//   - The revocation window. The kernel's invalidation waits for pages locked by its
 //     READs in flight, and such a READ may need a state: were it to ask the server,
 //     which waits for our ack, nothing would move until the revoke deadline. So held_
 //     keeps what is being revoked until the end: acquire() answers from it locally
@@ -101,16 +100,20 @@ Error not_connected() {
 }
 
 // The data a revocation's lowering writes back, sent with its ack (see revoke()).
+// While the revocation runs, every write-back of its range goes into it, from any
+// thread (stash_write()): the server applies the ack after every WRITE we sent before
+// it, so a newer write-back sent as a WRITE meanwhile (an fsync's, while the window
+// lets writes in) would be undone by the older stashed copy.
 struct Stash {
   vfs::Ino ino = 0;
+  Range range;  // the revocation's
   std::vector<proto::Extent> extents;
   size_t bytes = 0;
   bool counted = false;  // stash_inflight_[ino] raised for this revocation
-  bool full = false;     // over budget: this revocation writes back with WRITEs
+  bool full = false;     // over budget: what it held went as WRITEs; the rest does too
+  bool sealed = false;   // the lowering is over; the ack is being built and sent
 };
-// Set on the thread that runs a revocation's lowering, whose strategy() writes land
-// in it (the VFS writes back on the lowering's own thread; one on another thread
-// simply sends WRITE).
+// Set on the thread that runs a revocation's lowering (its own stash comes first).
 thread_local Stash* tls_stash = nullptr;
 
 }  // namespace
@@ -292,7 +295,12 @@ class ClusterFs final : public vfs::Filesystem {
   void drop_everything();
   void housekeeping();
   Status revoke(vfs::Ino ino, Range r, State to);
-  Status send_stash(Stash& s);    // as WRITEs, in order (empties it)
+  Status send_stash(Stash& s);  // as WRITEs, in order (empties it)
+  // A write-back: into the stash of a revocation of its range in progress, or
+  // (*stashed false) to be sent as a WRITE. stash_mu_: one thread at a time changes or
+  // sends a stash (taken before mu_).
+  Status stash_write(vfs::Ino ino, const vfs::Bio& bio, bool* stashed);
+  std::mutex stash_mu_;
   void drop_ahead(vfs::Ino ino);  // caller holds mu_
   Status read_ahead(vfs::Ino ino, vfs::Bio& bio);
   void keep_granted(vfs::Ino ino, uint64_t off, uint32_t asked,
@@ -331,6 +339,23 @@ class ClusterFs final : public vfs::Filesystem {
   static constexpr std::chrono::milliseconds kUsedAge{500};
   void age_used();  // caller holds mu_
   std::map<vfs::Ino, Revoking> revoking_;
+  // Acquires sent to the server and not yet answered (see answer_waiting(): a
+  // revocation may answer them first). done runs once, under mu_.
+  struct Waiting {
+    vfs::Ino ino;
+    Range r;
+    State want;
+    bool mapped;  // a write-back of mapped pages (vfs::in_mapped_writeback)
+    std::function<void(Result<State>)> done;
+    bool answered = false;
+  };
+  std::vector<std::shared_ptr<Waiting>> waiting_;
+  void answer_waiting(vfs::Ino ino, Range r, State to);  // caller holds mu_
+  // A revocation in progress overlaps r and lowers it below want / to kInvalid.
+  bool in_window(vfs::Ino ino, Range r, State want) const;  // caller holds mu_
+  bool dropping(vfs::Ino ino, Range r) const;               // caller holds mu_
+  static Error refuse_mapped();
+  static constexpr std::chrono::milliseconds kWindowWait{2};
   // Write-behind (see strategy()): WRITEs in flight, per inode, and the first failure
   // of one since settle() last took it.
   struct Wb {
@@ -345,7 +370,14 @@ class ClusterFs final : public vfs::Filesystem {
   void wait_writes(vfs::Ino ino);                  // until no WRITE of ino is in flight
   Status settle(vfs::Ino ino);                     // wait_writes, then take the failure
   Status write_behind(vfs::Ino ino, uint64_t off, std::span<const std::byte> data);
-  std::map<vfs::Ino, int> stash_inflight_;      // revocations whose acks carry data, not yet sent
+  std::map<vfs::Ino, int> stash_inflight_;  // revocations whose acks carry data, not yet sent
+  // Those revocations' stashes. The server has not got their data yet, so a READ
+  // must lay it over what the server answers (read_server()): a read that the
+  // revocation window answers locally (acquire()) fetches data the revocation has
+  // just taken out of the VFS, and before the ack that data is only here.
+  std::map<vfs::Ino, std::vector<Stash*>> stashes_;
+  // A READ of [off, off + len) from the server, with stashed data laid over it.
+  Result<proto::ReadReply> read_server(vfs::Ino ino, uint64_t off, uint32_t len);
   static constexpr size_t kStashMax = 1 << 20;  // data sent with one ack, at most
   // Read-ahead (see strategy()): per inode, data fetched beyond what the VFS asked.
   struct Ahead {
@@ -537,9 +569,21 @@ void ClusterFs::on_push(transport::Incoming in) {
     }
     Stash stash;
     stash.ino = rv->ino;
+    stash.range = Range{rv->beg, rv->end};
+    {
+      std::lock_guard l(mu_);
+      stashes_[rv->ino].push_back(&stash);
+    }
     tls_stash = &stash;
     Status st = revoke(rv->ino, Range{rv->beg, rv->end}, rv->to);
     tls_stash = nullptr;
+    {
+      // From here on the ack owns what is stashed: write-backs and READs of the range
+      // wait for it to leave (stash_write, read_server).
+      std::lock_guard sl(stash_mu_);
+      std::lock_guard l(mu_);
+      stash.sealed = true;
+    }
     // The ack tells the server our data is there: every WRITE of ino first. (A failed
     // one fails a lowering to SHARED; for kInvalid it is left for the next fsync.)
     if (rv->to != State::kInvalid) {
@@ -570,9 +614,12 @@ void ClusterFs::on_push(transport::Incoming in) {
       }
       in.reply(ack);
     }
-    if (stash.counted) {
+    {
       std::lock_guard l(mu_);
-      if (--stash_inflight_[rv->ino] == 0) stash_inflight_.erase(rv->ino);
+      if (stash.counted && --stash_inflight_[rv->ino] == 0) stash_inflight_.erase(rv->ino);
+      auto& v = stashes_[rv->ino];
+      std::erase(v, &stash);
+      if (v.empty()) stashes_.erase(rv->ino);
       cv_.notify_all();
     }
     return;
@@ -627,7 +674,10 @@ Status ClusterFs::revoke(vfs::Ino ino, Range r, State to) {
     if (auto it = held_.find(ino); it != held_.end())
       for (const auto& s : it->second.overlapping(r))
         if (s.state > to) parts.push_back(Range{std::max(s.beg, r.beg), std::min(s.end, r.end)});
-    if (!parts.empty()) revoking_[ino].active.emplace_back(r, to);
+    if (!parts.empty()) {
+      revoking_[ino].active.emplace_back(r, to);
+      answer_waiting(ino, r, to);
+    }
   }
   if (parts.empty()) return Ok{};
   auto lower_parts = [&] {
@@ -657,16 +707,8 @@ Status ClusterFs::revoke(vfs::Ino ino, Range r, State to) {
         break;
       }
     if (a.empty()) revoking_.erase(w);
+    cv_.notify_all();  // acquires waiting for the window to close (acquire())
   };
-  if (!cfg_.kernel_cache) {
-    // No kernel pages to wait for: no window. Stop answering locally first, so one
-    // pass of lowering is enough (a read meanwhile waits for the server).
-    {
-      std::lock_guard l(mu_);
-      finish();
-    }
-    return lower_parts();
-  }
   Status st = Ok{};
   for (int pass = 0; pass < kRevokePasses; pass++) {
     uint64_t seen;
@@ -691,22 +733,93 @@ Status ClusterFs::revoke(vfs::Ino ino, Range r, State to) {
   return lower_parts();
 }
 
+// Acquires that went to the server before this revocation of [r) arrived, and that
+// what we hold there now covers (a grant that came meanwhile widened over them, or,
+// for a write-back of mapped pages, SHARED as acquire() accepts in the window): the
+// kernel may have locked their pages (a READ) or keep them under write-back, and the
+// revocation's invalidation waits for those, while the server answers them only
+// after our ack. Answered here instead; the server's reply, when it comes, only
+// raises held_.
+void ClusterFs::answer_waiting(vfs::Ino ino, Range r, State to) {
+  auto it = held_.find(ino);
+  for (auto& w : waiting_) {
+    if (w->answered || w->ino != ino || !overlaps(w->r, r)) continue;
+    if (w->mapped && to == State::kInvalid) {  // see refuse_mapped()
+      w->answered = true;
+      counts_.mapped_in_window++;
+      w->done(refuse_mapped());
+      continue;
+    }
+    if (w->r.beg < r.beg || r.end < w->r.end) continue;
+    if (it == held_.end() || !covers(it->second, w->r, w->want)) continue;
+    w->answered = true;
+    counts_.acquires_local++;
+    w->done(w->want);
+  }
+}
+
+// A write-back of mapped pages into a range this client is dropping (a revocation to
+// kInvalid, whose invalidation of the kernel's pages waits for this very
+// write-back): asking the server, which waits for our ack, would stall both until the
+// deadline, and letting it in as if granted would put stores under a state other
+// clients' copies do not know of. So it is refused (EAGAIN): the FUSE bridge keeps
+// those pages aside and writes them again once the revocation is over
+// (fuse/deferred_stores.h).
+Error ClusterFs::refuse_mapped() {
+  return Error(EAGAIN, "cluster: the range is being revoked from this client");
+}
+
+bool ClusterFs::in_window(vfs::Ino ino, Range r, State want) const {
+  auto w = revoking_.find(ino);
+  if (w == revoking_.end()) return false;
+  for (const auto& [rr, to] : w->second.active)
+    if (overlaps(rr, r) && want > to) return true;
+  return false;
+}
+
+bool ClusterFs::dropping(vfs::Ino ino, Range r) const {
+  auto w = revoking_.find(ino);
+  if (w == revoking_.end()) return false;
+  for (const auto& [rr, to] : w->second.active)
+    if (overlaps(rr, r) && to == State::kInvalid) return true;
+  return false;
+}
+
 // --- states -----------------------------------------------------------------------
 
 void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
                         std::function<void(Result<ccms::State>)> done) {
   std::shared_ptr<transport::Connection> c;
+  std::shared_ptr<Waiting> wait;  // what the reply answers (done, moved in)
   {
     std::unique_lock l(mu_);
-    // A FORGET or RELEASE of ino in flight would lower at the server what we are about
-    // to be granted: wait for its reply.
-    cv_.wait(l, [&] { return !forgetting_.count(ino) && !releasing_.count(ino); });
+    const bool mapped = vfs::in_mapped_writeback();
+    bool local = false, waited = false;
+    for (;;) {
+      // A FORGET or RELEASE of ino in flight would lower at the server what we are
+      // about to be granted: wait for its reply.
+      cv_.wait(l, [&] { return !forgetting_.count(ino) && !releasing_.count(ino); });
+      auto it = held_.find(ino);
+      local = it != held_.end() && covers(it->second, r, want);
+      if (!local && mapped && dropping(ino, r)) {
+        counts_.mapped_in_window++;
+        return done(refuse_mapped());
+      }
+      // Any other local answer in a revocation's window lets pages back in that the
+      // revocation must drop again (one more pass): a process touching the pages all
+      // the while would keep it going. So first wait a little for the revocation to
+      // end (then ask the server). The kernel's invalidation may itself be waiting for
+      // the pages this very request has locked: hence only a little.
+      if (!local || mapped || waited || !in_window(ino, r, want)) break;
+      waited = true;
+      cv_.wait_for(l, kWindowWait, [&] { return !in_window(ino, r, want); });
+    }
     age_used();
     if (RangeMap& u = used_[ino]; u.size() < kUsedMax)
       u.raise(r, State::kShared);
     else
       u.raise(Range::all(), State::kShared);
-    if (auto it = held_.find(ino); it != held_.end() && covers(it->second, r, want)) {
+    if (local) {
       counts_.acquires_local++;
       if (auto w = revoking_.find(ino); w != revoking_.end())
         for (const auto& [rr, to] : w->second.active)
@@ -721,6 +834,10 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
     if (c) {
       counts_.acquires_sent++;
       acquiring_[ino]++;
+      bool mapped =
+          want == State::kExclusive && r.end <= vfs::kDataEnd && vfs::in_mapped_writeback();
+      wait = std::make_shared<Waiting>(Waiting{ino, r, want, mapped, std::move(done)});
+      waiting_.push_back(wait);
     }
   }
   if (!c) return done(not_connected());
@@ -735,17 +852,19 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
   proto::Acquire req{ino,     r.beg, r.end, want, data ? 0 : r.beg, data ? vfs::kDataEnd : r.end,
                      data_max};
   c->call_async_inline(
-      proto::make_request(req),
-      [this, ino, r, want, data_max, done = std::move(done)](Result<transport::Frame> f) {
+      proto::make_request(req), [this, ino, r, want, data_max, wait](Result<transport::Frame> f) {
         auto answered = [&] {  // caller holds mu_
           if (--acquiring_[ino] == 0) acquiring_.erase(ino);
           cv_.notify_all();
         };
+        auto done = [&](Result<State> res) {  // caller holds mu_
+          std::erase(waiting_, wait);
+          if (!wait->answered) wait->done(std::move(res));
+          wait->answered = true;
+        };
         auto fail = [&](Error e) {
-          {
-            std::lock_guard l(mu_);
-            answered();
-          }
+          std::lock_guard l(mu_);
+          answered();
           done(std::move(e));
         };
         if (!f.ok()) return fail(std::move(f).error());
@@ -925,7 +1044,7 @@ Status ClusterFs::read_ahead(vfs::Ino ino, vfs::Bio& bio) {
     a.inflight++;
     gen = a.gen;
   }
-  auto r = call(proto::Read{ino, off, window});
+  auto r = read_server(ino, off, window);
   std::lock_guard l(mu_);
   Ahead& a = ahead_[ino];
   a.inflight--;
@@ -1045,21 +1164,65 @@ Status ClusterFs::write_behind(vfs::Ino ino, uint64_t off, std::span<const std::
 Status ClusterFs::send_stash(Stash& s) {
   wait_writes(s.ino);  // what was set aside is newer than any WRITE in flight
   Status st = Ok{};
-  for (auto& e : s.extents) {
-    proto::Write w{s.ino, e.off, std::move(e.data)};
+  // Copies: until each WRITE is answered, READs lay the stash over what they get.
+  for (const auto& e : s.extents) {
+    proto::Write w{s.ino, e.off, e.data};
     if (auto r = call(w); !r.ok() && st.ok()) st = std::move(r).error();
   }
+  std::lock_guard l(mu_);
   s.extents.clear();
   s.bytes = 0;
   return st;
 }
 
-Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
-  if (Stash* s = tls_stash; s && s->ino == ino && bio.op == vfs::Bio::Op::kWrite && !s->full) {
-    // A revocation's write-back: the data goes with the ack (one message instead of
-    // a WRITE round trip per page before it).
+Result<proto::ReadReply> ClusterFs::read_server(vfs::Ino ino, uint64_t off, uint32_t len) {
+  std::vector<proto::Extent> over;  // copies: the ack takes the stash's data
+  {
+    std::unique_lock l(mu_);
+    // A sealed stash is about to go with its ack, which the server applies before
+    // it reads our READ: wait for it to leave (no kernel page waits on that).
+    cv_.wait(l, [&] {
+      auto it = stashes_.find(ino);
+      return it == stashes_.end() ||
+             std::none_of(it->second.begin(), it->second.end(), [](Stash* s) { return s->sealed; });
+    });
+    if (auto it = stashes_.find(ino); it != stashes_.end())
+      for (Stash* st : it->second)
+        for (const proto::Extent& e : st->extents)  // in order: later ones win
+          if (e.off < off + len && off < e.off + e.data.size()) over.push_back(e);
+  }
+  auto r = TRY(call(proto::Read{ino, off, len}));
+  if (r.data.size() > len) return Error(EPROTO, "cluster: READ returned more than asked");
+  for (const proto::Extent& e : over) {
+    uint64_t beg = std::max(off, e.off), end = std::min(off + len, e.off + e.data.size());
+    if (end - off > r.data.size()) r.data.resize(end - off);  // not at the server yet
+    std::memcpy(r.data.data() + (beg - off), e.data.data() + (beg - e.off), end - beg);
+  }
+  return r;
+}
+
+Status ClusterFs::stash_write(vfs::Ino ino, const vfs::Bio& bio, bool* stashed) {
+  *stashed = false;
+  const Range br{bio.off, bio.off + bio.data.size()};
+  for (;;) {
+    std::unique_lock sl(stash_mu_);
+    std::unique_lock l(mu_);
+    Stash* s = tls_stash && tls_stash->ino == ino ? tls_stash : nullptr;
+    if (!s)
+      if (auto it = stashes_.find(ino); it != stashes_.end())
+        for (Stash* o : it->second)
+          if (overlaps(o->range, br)) s = o;
+    if (!s || s->full) return Ok{};  // WRITE (after what a full stash sent)
+    if (s->sealed) {                 // its ack is about to leave: then ours
+      sl.unlock();
+      cv_.wait(l, [&] {
+        auto it = stashes_.find(ino);
+        return it == stashes_.end() ||
+               std::find(it->second.begin(), it->second.end(), s) == it->second.end();
+      });
+      continue;
+    }
     if (s->bytes + bio.data.size() <= kStashMax && s->extents.size() < proto::kMaxAckExtents) {
-      std::lock_guard l(mu_);
       drop_ahead(ino);
       if (!s->counted) {
         stash_inflight_[ino]++;
@@ -1070,12 +1233,25 @@ Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
       e.data.assign(bio.data.begin(), bio.data.end());
       s->bytes += e.data.size();
       s->extents.push_back(std::move(e));
+      *stashed = true;
       return Ok{};
     }
     // Too much for one ack: what is stashed goes first (order matters: a page may be
-    // written back twice in one revocation), then everything as WRITEs.
+    // written back twice in one revocation), then everything as WRITEs. stash_mu_
+    // keeps every other write-back of it waiting meanwhile.
     s->full = true;
-    TRY(send_stash(*s));
+    l.unlock();
+    return send_stash(*s);
+  }
+}
+
+Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
+  if (bio.op == vfs::Bio::Op::kWrite) {
+    // A revocation's write-back goes with its ack (one message instead of a WRITE
+    // round trip per page before it).
+    bool stashed;
+    TRY(stash_write(ino, bio, &stashed));
+    if (stashed) return Ok{};
   }
   if (bio.op == vfs::Bio::Op::kWrite) return write_behind(ino, bio.off, bio.data);
   wait_writes(ino);  // a READ must not overtake our own WRITE (handled concurrently)
@@ -1084,7 +1260,7 @@ Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
   while (at < bio.data.size()) {
     size_t n = std::min<size_t>(bio.data.size() - at, proto::kMaxIo);
     if (bio.op == vfs::Bio::Op::kRead) {
-      auto r = TRY(call(proto::Read{ino, bio.off + at, uint32_t(n)}));
+      auto r = TRY(read_server(ino, bio.off + at, uint32_t(n)));
       if (r.data.size() > n) return Error(EPROTO, "cluster: READ returned more than asked");
       if (!r.data.empty()) std::memcpy(bio.data.data() + at, r.data.data(), r.data.size());
       at += r.data.size();

@@ -46,9 +46,10 @@ struct ClientStatus {
   uint64_t revokes = 0, revoke_errors = 0;
   uint64_t revoke_passes = 0;  // revocations' extra passes (local reads in the window)
   uint64_t requests = 0;
-  uint64_t ahead_hits = 0;  // granules served from read-ahead
-  uint64_t pushes = 0;      // states the server pushed back to us (we had been reading)
-  uint64_t downgrades = 0;  // writes lowered at once to SHARED (another client reads there)
+  uint64_t ahead_hits = 0;        // granules served from read-ahead
+  uint64_t pushes = 0;            // states the server pushed back to us (we had been reading)
+  uint64_t downgrades = 0;        // writes lowered at once to SHARED (another client reads there)
+  uint64_t mapped_in_window = 0;  // mapped write-backs refused: the range was being revoked
 };
 
 class ClusterFs;

@@ -48,10 +48,10 @@
 // the revoke's whole range. If a grant overlapping that range were sent before the
 // ack arrived, the ack (which the client made before it saw the grant: messages are
 // ordered) would wrongly erase the newer grant from the record and break S2. So a
-// grant never overlaps its holder's outstanding revokes. A release that already
-// lowered the whole range to the revoke's target retires the revoke early (the late
-// ack is then an unknown id and ignored), which keeps a client that gives up ranges
-// on its own from waiting on its own ack.
+// grant never overlaps its holder's outstanding revokes. A release, or the ack of
+// another revoke, that already lowered the whole range to the revoke's target retires
+// the revoke early (the late ack is then an unknown id and ignored), which keeps a
+// client that gives up ranges on its own from waiting on its own ack.
 //
 // Why releases carry "seen". A release lowers what the client held when it sent it.
 // A grant may cross it on the wire (sent before the release arrived, applied by the
@@ -261,6 +261,11 @@ void HomeNode::revoke_ack(ClientId c, uint64_t revoke_id, uint64_t now_ms, bool 
   change(in, c, rv.r, rv.to, false);
   finish_revoke(revoke_id);
   ++st_.revokes_acked;
+  // Another revoke to c that this ack lowered c far enough for (two requests each
+  // sent one, over overlapping ranges) is done too: waiting for its ack would have
+  // the client's reads there wait for the server behind an ack that the client's
+  // kernel may only give once those reads are answered (its pages are locked).
+  retire_satisfied(rv.ino, in, c);
   untrack_if_idle(c, rv.ino);
   pump(rv.ino);
 }
@@ -453,7 +458,28 @@ bool HomeNode::try_grant(Ino ino, Inode& in, std::list<Request>::iterator q) {
     }
     to_revoke.push_back({h, {lo, hi}});
   }
-  for (const auto& [h, r] : to_revoke) send_revoke(ino, in, h, r, to);
+  // What h is already being revoked over (as far down) is not revoked twice: two
+  // overlapping revocations at one client end one after the other, and the first to
+  // end would let the client's reads there go to us while the second still waits
+  // for the pages those reads have locked (see the client's revocation window).
+  for (const auto& [h, r] : to_revoke) {
+    std::vector<Range> pieces{r};
+    for (uint64_t id : in.revokes) {
+      const Revoke& rv = *revokes_.at(id);
+      if (rv.c != h || rv.to > to) continue;
+      std::vector<Range> rest;
+      for (const Range& p : pieces) {
+        if (!overlaps(p, rv.r)) {
+          rest.push_back(p);
+          continue;
+        }
+        if (p.beg < rv.r.beg) rest.push_back({p.beg, rv.r.beg});
+        if (rv.r.end < p.end) rest.push_back({rv.r.end, p.end});
+      }
+      pieces.swap(rest);
+    }
+    for (const Range& p : pieces) send_revoke(ino, in, h, p, to);
+  }
   if (!ready) return false;
 
   Request done = rq;

@@ -397,6 +397,34 @@ TEST_F(HomeTest, ReleaseCrossingRevoke_RetiresIt_LateAckIgnored) {
   EXPECT_EQ(held(1, 5), S) << "a late ack must not erase the newer grant";
 }
 
+TEST_F(HomeTest, OverlappingRevokes_NotSentTwice_AnAckCoveringAnotherRetiresIt) {
+  // Two writers' revokes of one reader: the second covers only what the first does not.
+  get(1, 10, {0, 100}, S);
+  home.acquire(2, 20, 7, {0, 10}, {0, 20}, E, 0);   // revokes [0, 20) of client 1
+  home.acquire(3, 30, 7, {30, 40}, {0, 40}, E, 0);  // and [20, 40), not [0, 40)
+  ASSERT_EQ(out.revokes.size(), 2u);
+  EXPECT_EQ(out.revokes[0].r, (Range{0, 20}));
+  EXPECT_EQ(out.revokes[1].r, (Range{20, 40}));
+  home.revoke_ack(1, out.revokes[0].id, 1);
+  home.revoke_ack(1, out.revokes[1].id, 1);
+  ASSERT_EQ(out.grants.size(), 3u);
+
+  // A revoke to SHARED, then one to INVALID over it (they do overlap): the second's
+  // ack lowers client 4 over the first's range too, so the first is done at once
+  // and the writer is granted; its late ack must not erase a newer grant.
+  ASSERT_TRUE(home.connect(4, 1).ok());
+  home.acquire(4, 40, 8, {0, 100}, {0, 100}, E, 1);
+  home.acquire(2, 21, 8, {0, 10}, {0, 10}, S, 1);   // client 4 to SHARED over [0, 10)
+  home.acquire(3, 31, 8, {30, 40}, {0, 40}, E, 1);  // client 4 to INVALID over [0, 40)
+  ASSERT_EQ(out.revokes.size(), 4u);
+  ASSERT_TRUE(overlaps(out.revokes[2].r, out.revokes[3].r));
+  home.revoke_ack(4, out.revokes[3].id, 2);
+  EXPECT_EQ(home.stats().revokes_retired, 1u);
+  ASSERT_EQ(out.grants.size(), 6u);          // client 4's, the reader's and the writer's
+  home.revoke_ack(4, out.revokes[2].id, 3);  // the late ack of the retired revoke
+  EXPECT_EQ(home.stats().acks_ignored, 1u);
+}
+
 TEST_F(HomeTest, ReleaseCrossingAGrant_DoesNotLowerTheUnseenGrant) {
   get(1, 10, {0, 10}, S);
   ASSERT_EQ(out.grants.at(0).seq, 1u);
