@@ -31,6 +31,16 @@
 // (close-to-open filesystems, when the file changed underneath). ENOENT (the
 // kernel does not know the node, e.g. it forgot it) and every other error are
 // ignored: there is nothing cached to drop or nobody to tell.
+//
+// Shared mappings. Direct-I/O opens may be mapped MAP_SHARED: the session's I/O adds
+// FUSE_DIRECT_IO_ALLOW_MMAP to the INIT reply (init_flags.h). The kernel then fills
+// and writes back the mapping's pages with READs and WRITEs (writepage) like any
+// page cache. A writepage keeps its pages under write-back until answered, and a
+// coherent filesystem's revocation may be waiting for exactly those pages: it may
+// refuse such a write-back (EAGAIN), and the bridge keeps the stores aside until the
+// filesystem takes them (deferred_stores.h). Without the kernel page cache for file
+// data, readahead is off: a mapping's fault reads one page, so no kernel READ locks
+// pages across two granules while one of them waits for the home node.
 #define FUSE_USE_VERSION 312
 #include "fuse/fuse_mount.h"
 

@@ -27,6 +27,14 @@
 //     invalidating could then stall until the deadline — only under a read storm).
 //     Only the parts of the revoked range held here are lowered: a READ waiting for
 //     the server on a range we do not hold has locked pages the kernel need not touch.
+//     Acquires already sent that what we hold now covers (a grant widened over them
+//     meanwhile) are answered at the window's start (answer_waiting): the kernel may
+//     have locked their pages. A local answer waits up to kWindowWait for the window
+//     to close first, so a process touching the pages all along does not keep the
+//     passes going. Write-backs of mapped pages into a range being dropped are
+//     refused (refuse_mapped; the FUSE bridge keeps them aside), never let in. A
+//     READ answered by the server before our ack lacks what the ack carries: it is
+//     laid over the answer (read_server).
 //   - Ordering: a GRANT must reach the VFS before a later REVOKE of it. Both travel
 //     on one connection in that order; the GRANT is applied on the connection's
 //     reader thread (call_async_inline), before the reader even reads the REVOKE,
@@ -34,7 +42,10 @@
 //   - One message per direction per coherence cycle (protocol version 2). A
 //     revocation's write-back does not send WRITEs: strategy() on the revoking thread
 //     (tls_stash) sets the data aside, and the REVOKE_ACK carries it (up to
-//     kStashMax; beyond it, what was set aside goes as WRITEs first, in order). The
+//     kStashMax; beyond it, what was set aside goes as WRITEs first, in order). Any
+//     other write-back of the revoked range before the ack (an fsync's) goes into the
+//     same stash, after it (stash_write): a WRITE would reach the server first and
+//     the older stashed copy would undo it. The
 //     pages are clean once set aside, so fsync() waits until such an ack has left
 //     (stash_inflight_) before it sends FSYNC; the server applies an ack before it
 //     reads our next frame. A SHARED data acquire asks for the data with the grant,
