@@ -744,12 +744,12 @@ Status ClusterFs::revoke(vfs::Ino ino, Range r, State to) {
   return lower_parts();
 }
 
-// Acquires that went to the server before this revocation of [r) arrived, and that
-// what we hold there now covers (a grant that came meanwhile widened over them, or,
-// for a write-back of mapped pages, SHARED as acquire() accepts in the window): the
-// kernel may have locked their pages (a READ) or keep them under write-back, and the
+// Acquires that went to the server before this revocation of [r) arrived: the kernel
+// may have locked their pages (a READ) or keep them under write-back, and the
 // revocation's invalidation waits for those, while the server answers them only
-// after our ack. Answered here instead; the server's reply, when it comes, only
+// after our ack. Those that what we hold now covers (a grant that came meanwhile
+// widened over them) are answered here; mapped write-backs into a range being
+// dropped are refused (refuse_mapped). The server's reply, when it comes, only
 // raises held_.
 void ClusterFs::answer_waiting(vfs::Ino ino, Range r, State to) {
   auto it = held_.find(ino);
@@ -845,9 +845,8 @@ void ClusterFs::acquire(vfs::Ino ino, ccms::Range r, ccms::State want,
     if (c) {
       counts_.acquires_sent++;
       acquiring_[ino]++;
-      bool mapped =
-          want == State::kExclusive && r.end <= vfs::kDataEnd && vfs::in_mapped_writeback();
-      wait = std::make_shared<Waiting>(Waiting{ino, r, want, mapped, std::move(done)});
+      bool refusable = mapped && want == State::kExclusive && r.end <= vfs::kDataEnd;
+      wait = std::make_shared<Waiting>(Waiting{ino, r, want, refusable, std::move(done)});
       waiting_.push_back(wait);
     }
   }
@@ -1062,9 +1061,7 @@ Status ClusterFs::read_ahead(vfs::Ino ino, vfs::Bio& bio) {
   Status st = Ok{};
   if (!r.ok()) {
     st = std::move(r).error();
-  } else if (r->data.size() > window) {
-    st = Error(EPROTO, "cluster: READ returned more than asked");
-  } else {
+  } else {  // (read_server checked the size)
     size_t n = std::min(len, r->data.size());
     if (n) std::memcpy(bio.data.data(), r->data.data(), n);
     bio.done = n;
@@ -1215,6 +1212,12 @@ Result<proto::ReadReply> ClusterFs::read_server(vfs::Ino ino, uint64_t off, uint
 Status ClusterFs::stash_write(vfs::Ino ino, const vfs::Bio& bio, bool* stashed) {
   *stashed = false;
   const Range br{bio.off, bio.off + bio.data.size()};
+  {
+    // The common case, no revocation of ino in progress: no stash_mu_ (a send_stash
+    // holds it across WRITE round trips).
+    std::lock_guard l(mu_);
+    if (!(tls_stash && tls_stash->ino == ino) && !stashes_.count(ino)) return Ok{};
+  }
   for (;;) {
     std::unique_lock sl(stash_mu_);
     std::unique_lock l(mu_);
@@ -1262,9 +1265,8 @@ Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
     // round trip per page before it).
     bool stashed;
     TRY(stash_write(ino, bio, &stashed));
-    if (stashed) return Ok{};
+    return stashed ? Ok{} : write_behind(ino, bio.off, bio.data);
   }
-  if (bio.op == vfs::Bio::Op::kWrite) return write_behind(ino, bio.off, bio.data);
   wait_writes(ino);  // a READ must not overtake our own WRITE (handled concurrently)
   if (bio.data.size() <= proto::kMaxIo && !bio.data.empty()) return read_ahead(ino, bio);
   size_t at = 0;
@@ -1272,7 +1274,6 @@ Status ClusterFs::strategy(vfs::Ino ino, vfs::Bio& bio) {
     size_t n = std::min<size_t>(bio.data.size() - at, proto::kMaxIo);
     if (bio.op == vfs::Bio::Op::kRead) {
       auto r = TRY(read_server(ino, bio.off + at, uint32_t(n)));
-      if (r.data.size() > n) return Error(EPROTO, "cluster: READ returned more than asked");
       if (!r.data.empty()) std::memcpy(bio.data.data() + at, r.data.data(), r.data.size());
       at += r.data.size();
       bio.done = at;
