@@ -34,6 +34,7 @@ DeferredStores::~DeferredStores() {
   {
     std::lock_guard l(mu_);
     left.swap(files_);
+    nfiles_ = 0;
   }
   for (auto& [vp, f] : left)
     if (!f.pages.empty())
@@ -48,6 +49,7 @@ void DeferredStores::keep(vfs::Vnode& vp, uint64_t off, std::span<const std::byt
   std::unique_lock l(mu_);
   erase_locked(l, &vp, off, data.size());
   auto [it, fresh] = files_.try_emplace(&vp);
+  nfiles_ = files_.size();
   if (fresh) it->second.ref = vfs_.ref(vp);
   const bool diff = base.size() == data.size();
   for (size_t at = 0; at < data.size();) {
@@ -66,6 +68,7 @@ void DeferredStores::keep(vfs::Vnode& vp, uint64_t off, std::span<const std::byt
   if (it->second.pages.empty() && it->second.err.ok()) {  // nothing changed after all
     vfs::VnodeRef gone = std::move(it->second.ref);
     files_.erase(it);
+    nfiles_ = files_.size();
     l.unlock();
     return;
   }
@@ -73,6 +76,7 @@ void DeferredStores::keep(vfs::Vnode& vp, uint64_t off, std::span<const std::byt
 }
 
 void DeferredStores::supersede(vfs::Vnode& vp, uint64_t off, uint64_t len) {
+  if (nfiles_.load(std::memory_order_acquire) == 0) return;  // nothing kept: no lock
   std::unique_lock l(mu_);
   erase_locked(l, &vp, off, len);
 }
@@ -96,6 +100,7 @@ void DeferredStores::erase_locked(std::unique_lock<std::mutex>& l, vfs::Vnode* v
     if (pages.empty() && it->second.err.ok()) {
       gone = std::move(it->second.ref);
       files_.erase(it);
+      nfiles_ = files_.size();
       cv_.notify_all();
     }
     break;
@@ -109,6 +114,7 @@ void DeferredStores::erase_locked(std::unique_lock<std::mutex>& l, vfs::Vnode* v
 
 std::vector<DeferredStores::Copy> DeferredStores::copy(vfs::Vnode& vp, uint64_t off, uint64_t len) {
   std::vector<Copy> out;
+  if (nfiles_.load(std::memory_order_acquire) == 0) return out;
   std::lock_guard l(mu_);
   auto it = files_.find(&vp);
   if (it == files_.end()) return out;
@@ -133,6 +139,7 @@ void DeferredStores::overlay(const std::vector<Copy>& kept, uint64_t off, std::s
 }
 
 Status DeferredStores::drain(vfs::Vnode& vp, uint64_t off, uint64_t len) {
+  if (nfiles_.load(std::memory_order_acquire) == 0) return Ok{};
   std::unique_lock l(mu_);
   cv_.wait(l, [&] {
     auto it = files_.find(&vp);
@@ -150,6 +157,7 @@ Status DeferredStores::drain(vfs::Vnode& vp, uint64_t off, uint64_t len) {
   if (it->second.pages.empty()) {
     vfs::VnodeRef gone = std::move(it->second.ref);
     files_.erase(it);
+    nfiles_ = files_.size();
     l.unlock();
   }
   return st;
@@ -209,6 +217,7 @@ void DeferredStores::run() {
       if (it->second.pages.empty() && it->second.err.ok()) {
         gone.push_back(std::move(it->second.ref));
         it = files_.erase(it);
+        nfiles_ = files_.size();
       } else {
         ++it;
       }

@@ -24,6 +24,7 @@
 // would replace it waits for that offer to end.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -84,6 +85,9 @@ class DeferredStores {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<vfs::Vnode*, File> files_;
+  // files_.size(), read without mu_: reads, write-backs, fsync skip the lock when
+  // nothing is kept (every FUSE READ and WRITE passes here).
+  std::atomic<size_t> nfiles_{0};
   uint64_t kept_total_ = 0;
   bool stop_ = false;
   std::thread thread_;
